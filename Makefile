@@ -1,0 +1,45 @@
+# layerleak: make demo (install + scan the bundled demo image), make test (install + tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO := fixtures/out/demo-oci
+
+.PHONY: install system-deps demo test lint format bench fixtures clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's docker.io and docker-registry for the registry and daemon tests (root only;
+# without them those tests skip, saying why).
+system-deps:
+	bash scripts/system-deps.sh
+
+fixtures: install
+	$(PY) -m fixtures fixtures/out
+
+# Scan the demo image; exit status 1 (findings at or above --fail-on) is the expected outcome.
+demo: install
+	$(PY) -m fixtures fixtures/out --only demo
+	$(VENV)/bin/layerleak scan --format table $(DEMO); status=$$?; \
+	  if [ $$status -gt 1 ]; then exit $$status; fi
+
+test: install system-deps
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf fixtures/out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

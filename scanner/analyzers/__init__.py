@@ -1,0 +1,1 @@
+"""Analyzers: file analyzers (per layer entry) and image analyzers (config and history)."""

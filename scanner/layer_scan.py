@@ -1,0 +1,108 @@
+"""Scan one layer blob with the file analyzers.
+
+A plain function of a :class:`Layer` and a :class:`Detection`, so that it can run
+in a worker process and its result can be cached by digest. Its findings carry
+the layer facts of the position it was scanned at; :func:`place_layer_findings`
+moves them to wherever the same blob sits in another image.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import replace
+
+from scanner.analyzers.builtin import FILE_ANALYZERS
+from scanner.analyzers.interface import FileAnalyzer, LayerContext
+from scanner.detection import Detection
+from scanner.errors import LayerError, SourceError
+from scanner.findings import Finding
+from scanner.image import Layer
+from scanner.layers import LayerIndex, LayerReader
+from scanner.results import LayerResult
+
+# A file wanted by several content analyzers is read once into memory up to this size;
+# larger ones go to the first analyzer only (today there is one content analyzer).
+SHARED_CONTENT_LIMIT = 16 << 20
+
+
+def layer_label(layer: Layer) -> str:
+    return f"layer {layer.index} ({layer.digest[:19]})"
+
+
+def scan_layer(
+    layer: Layer,
+    detection: Detection,
+    analyzers: Sequence[FileAnalyzer] | None = None,
+) -> LayerResult:
+    if analyzers is None:
+        analyzers = [cls(detection) for cls in FILE_ANALYZERS]
+    context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None)
+    label = layer_label(layer)
+    findings: list[Finding] = []
+    try:
+        raw = layer.opener.open()
+    except (SourceError, OSError) as exc:
+        return LayerResult(layer.digest, [], LayerIndex(), error=f"{label}: {exc}")
+    reader: LayerReader | None = None
+    error = None
+    try:
+        reader = LayerReader(raw, what=label, digest=layer.digest, diff_id=layer.diff_id)
+        for info, content in reader:
+            wanted = [a for a in analyzers if a.required(info)]
+            if not wanted:
+                continue
+            readers = [a for a in wanted if a.needs_content]
+            for analyzer in wanted:
+                if not analyzer.needs_content:
+                    findings.extend(analyzer.analyze(info, None, context))
+            if len(readers) == 1 or (readers and content is None):
+                findings.extend(readers[0].analyze(info, content, context))
+            elif readers and content is not None:
+                data = content.read(SHARED_CONTENT_LIMIT)
+                for analyzer in readers:
+                    findings.extend(analyzer.analyze(info, io.BytesIO(data), context))
+        reader.finish()
+    except (LayerError, SourceError) as exc:
+        error = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
+    except OSError as exc:
+        error = f"{label}: read failed ({exc})"
+    finally:
+        if reader is not None:
+            reader.close()
+        else:
+            raw.close()
+    if reader is None:
+        return LayerResult(layer.digest, findings, LayerIndex(), error=error)
+    return LayerResult(
+        digest=layer.digest,
+        findings=findings,
+        index=reader.index,
+        problems=list(reader.problems),
+        error=error,
+        entries=reader.entries,
+        compressed_bytes=reader.compressed_bytes,
+        uncompressed_bytes=reader.uncompressed_bytes,
+        compression=reader.compression,
+    )
+
+
+def place_layer_findings(
+    findings: Sequence[Finding], layer: Layer, created_by: str | None
+) -> list[Finding]:
+    """The findings of a layer blob, with this image's position of the layer."""
+    history_index = layer.history.index if layer.history else None
+    return [
+        replace(
+            f,
+            location=replace(
+                f.location,
+                layer_index=layer.index,
+                layer_digest=layer.digest,
+                diff_id=layer.diff_id,
+                created_by=created_by,
+                history_index=history_index,
+            ),
+        )
+        for f in findings
+    ]

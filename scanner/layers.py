@@ -1,0 +1,370 @@
+"""Streaming a layer: verify, decompress, walk the tar, note whiteouts.
+
+Nothing is extracted and no layer is held whole in memory: the blob is read once,
+hashed as it goes (against the manifest digest), decompressed by magic bytes
+(gzip, zstd or none), hashed again (against the config's diff_id) and walked with
+``tarfile`` in stream mode. Each member is handed to the caller with its content
+stream, which must be consumed (or ignored) before the next member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import posixpath
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import BinaryIO
+
+import zstandard
+
+from scanner.errors import DigestMismatch, LayerError
+
+try:  # isal inflates about twice as fast as zlib; fall back when it is missing
+    from isal import igzip as _gzip_impl  # type: ignore[import-untyped,unused-ignore]
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    import gzip as _gzip_impl
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+READ_SIZE = 1 << 20
+
+
+class EntryKind(StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    WHITEOUT = "whiteout"  # deletes `path` from the layers below
+    OPAQUE = "opaque"  # hides what the layers below had under directory `path`
+    OTHER = "other"  # devices, fifos
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # normalised, relative to the image root, no leading slash
+    kind: EntryKind
+    mode: int
+    size: int
+    uid: int
+    gid: int
+    linkname: str = ""  # symlink target as written; hardlink target normalised
+    raw_name: str = ""  # the member name as it was in the tar
+
+    @property
+    def is_setuid(self) -> bool:
+        return self.kind is EntryKind.FILE and bool(self.mode & 0o4000)
+
+    @property
+    def is_setgid(self) -> bool:
+        return self.kind is EntryKind.FILE and bool(self.mode & 0o2000)
+
+
+@dataclass
+class LayerIndex:
+    """What one layer did to the filesystem; enough to compute forensic status."""
+
+    added: set[str] = field(default_factory=set)  # non-directory entries
+    dirs: set[str] = field(default_factory=set)
+    whiteouts: set[str] = field(default_factory=set)  # paths deleted from lower layers
+    opaque_dirs: set[str] = field(default_factory=set)
+    hardlinks: dict[str, str] = field(default_factory=dict)  # link path -> target path
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "added": sorted(self.added),
+            "dirs": sorted(self.dirs),
+            "whiteouts": sorted(self.whiteouts),
+            "opaque_dirs": sorted(self.opaque_dirs),
+            "hardlinks": dict(sorted(self.hardlinks.items())),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> LayerIndex:
+        def strings(key: str) -> set[str]:
+            value = data.get(key, [])
+            if not isinstance(value, list):
+                raise ValueError(f"layer index: {key} is not a list")
+            return {str(v) for v in value}
+
+        links = data.get("hardlinks", {})
+        if not isinstance(links, dict):
+            raise ValueError("layer index: hardlinks is not a mapping")
+        return cls(
+            added=strings("added"),
+            dirs=strings("dirs"),
+            whiteouts=strings("whiteouts"),
+            opaque_dirs=strings("opaque_dirs"),
+            hardlinks={str(k): str(v) for k, v in links.items()},
+        )
+
+
+class HashingReader(io.RawIOBase):
+    """Pass bytes through while hashing them; check the digest once at EOF."""
+
+    def __init__(self, raw: BinaryIO, expected: str | None, what: str) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self._expected = expected if expected and expected.startswith("sha256:") else None
+        self._what = what
+        self.bytes_read = 0
+        self.at_eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer)
+        data = self._raw.read(len(view))
+        n = len(data)
+        if n == 0:
+            self.at_eof = True
+            return 0
+        view[:n] = data
+        self._hash.update(data)
+        self.bytes_read += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read() if size is None or size < 0 else self._raw.read(size)
+        if not data:
+            self.at_eof = True
+            return b""
+        self._hash.update(data)
+        self.bytes_read += len(data)
+        return data
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+    def drain(self) -> None:
+        while self.read(READ_SIZE):
+            pass
+
+    def verify(self) -> None:
+        """Raise DigestMismatch unless the stream was read to EOF and hashes right."""
+        if self._expected is None:
+            return
+        self.drain()
+        if self.digest != self._expected:
+            raise DigestMismatch(self._what, self._expected, self.digest)
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def _peek(stream: BinaryIO, n: int) -> tuple[bytes, BinaryIO]:
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    return buffered.peek(n)[:n], buffered
+
+
+def decompressed(stream: BinaryIO) -> tuple[str, BinaryIO]:
+    """Detect the compression by magic bytes and return (kind, decompressed stream)."""
+    head, buffered = _peek(stream, 4)
+    if head.startswith(GZIP_MAGIC):
+        return "gzip", _gzip_impl.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+    if head.startswith(ZSTD_MAGIC):
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            buffered, read_size=READ_SIZE, read_across_frames=True
+        )
+        return "zstd", io.BufferedReader(reader, READ_SIZE)  # type: ignore[arg-type]
+    return "none", buffered
+
+
+def normalize_member_name(name: str) -> tuple[str, str | None]:
+    """A member name as a path relative to the root, and what was wrong with it, if anything."""
+    problem = None
+    if name.startswith("/"):
+        problem = "absolute name"
+    cleaned = posixpath.normpath("/" + name).lstrip("/")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        problem = "name escapes the image root with '..'"
+    return ("" if cleaned == "." else cleaned), problem
+
+
+class LayerReader:
+    """Walk one layer's tar as a stream, with integrity checks and whiteout accounting.
+
+    Iterating yields ``(FileInfo, content)`` pairs; ``content`` is a stream over a
+    regular file's bytes (None for other entries) valid until the next item.
+    After iteration, :meth:`finish` checks the digests; ``problems`` lists
+    non-fatal issues (hostile member names) found on the way.
+    """
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        what: str,
+        digest: str | None = None,
+        diff_id: str | None = None,
+    ) -> None:
+        self.what = what
+        self._blob = HashingReader(raw, digest, f"{what}: blob")
+        self.compression, inflated = decompressed(self._blob)  # type: ignore[arg-type]
+        self._tar_stream = HashingReader(inflated, diff_id, f"{what}: uncompressed layer (diff_id)")
+        self.index = LayerIndex()
+        self.problems: list[str] = []
+        self.entries = 0
+
+    @property
+    def compressed_bytes(self) -> int:
+        return self._blob.bytes_read
+
+    @property
+    def uncompressed_bytes(self) -> int:
+        return self._tar_stream.bytes_read
+
+    def __iter__(self) -> Iterator[tuple[FileInfo, BinaryIO | None]]:
+        try:
+            tar = tarfile.open(  # noqa: SIM115 - a stream, closed below
+                fileobj=self._tar_stream,  # type: ignore[arg-type]
+                mode="r|",
+                bufsize=READ_SIZE,
+            )
+        except (tarfile.TarError, OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            raise LayerError(f"{self.what}: not a readable tar stream ({_why(exc)})") from None
+        try:
+            member: tarfile.TarInfo | None
+            while True:
+                try:
+                    member = tar.next()
+                except (
+                    tarfile.TarError,
+                    OSError,
+                    EOFError,
+                    zlib.error,
+                    zstandard.ZstdError,
+                ) as exc:
+                    raise LayerError(
+                        f"{self.what}: corrupt or truncated after {self.entries} entries "
+                        f"({_why(exc)})"
+                    ) from None
+                if member is None:
+                    break
+                self.entries += 1
+                info = self._describe(member)
+                if info is None:
+                    continue
+                content = None
+                if info.kind is EntryKind.FILE:
+                    content = _GuardedReader(tar.extractfile(member), self.what, info.path)
+                yield info, content
+        finally:
+            tar.close()
+
+    def finish(self) -> None:
+        """Read to the end and check both digests (raises DigestMismatch/LayerError)."""
+        try:
+            self._tar_stream.verify()
+            self._blob.verify()
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            raise LayerError(
+                f"{self.what}: corrupt or truncated at the end ({_why(exc)})"
+            ) from None
+
+    def close(self) -> None:
+        self._tar_stream.close()
+        self._blob.close()
+
+    def _describe(self, member: tarfile.TarInfo) -> FileInfo | None:
+        path, problem = normalize_member_name(member.name)
+        if problem:
+            self.problems.append(
+                f"{self.what}: tar member {member.name!r}: {problem}; scanned as /{path}"
+            )
+        if not path:
+            return None
+        parent, base = posixpath.split(path)
+        index = self.index
+        if base == OPAQUE_MARKER:
+            index.opaque_dirs.add(parent)
+            return FileInfo(
+                parent,
+                EntryKind.OPAQUE,
+                member.mode,
+                0,
+                member.uid,
+                member.gid,
+                raw_name=member.name,
+            )
+        if base.startswith(WHITEOUT_PREFIX):
+            target = posixpath.join(parent, base[len(WHITEOUT_PREFIX) :])
+            index.whiteouts.add(target)
+            return FileInfo(
+                target,
+                EntryKind.WHITEOUT,
+                member.mode,
+                0,
+                member.uid,
+                member.gid,
+                raw_name=member.name,
+            )
+        linkname = member.linkname
+        if member.isdir():
+            kind = EntryKind.DIR
+            index.dirs.add(path)
+        else:
+            index.added.add(path)
+            if member.isreg():
+                kind = EntryKind.FILE
+            elif member.issym():
+                kind = EntryKind.SYMLINK
+            elif member.islnk():
+                kind = EntryKind.HARDLINK
+                linkname, _ = normalize_member_name(member.linkname)
+                index.hardlinks[path] = linkname
+            else:
+                kind = EntryKind.OTHER
+        return FileInfo(
+            path,
+            kind,
+            member.mode,
+            member.size,
+            member.uid,
+            member.gid,
+            linkname=linkname,
+            raw_name=member.name,
+        )
+
+
+class _GuardedReader(io.RawIOBase):
+    """A member's content stream whose decompression errors become LayerErrors."""
+
+    def __init__(self, inner: BinaryIO | None, what: str, path: str) -> None:
+        self._inner = inner
+        self._what = what
+        self._path = path
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._inner is None:
+            return b""
+        try:
+            return self._inner.read(size)
+        except (tarfile.TarError, OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            raise LayerError(
+                f"{self._what}: corrupt or truncated inside /{self._path} ({_why(exc)})"
+            ) from None
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

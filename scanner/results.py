@@ -1,0 +1,124 @@
+"""What a scan produced: per-image, per-platform, per-layer results and errors.
+
+Something that could not be scanned is a typed entry here (a :class:`ScanProblem`),
+not a crash and not silence; any problem makes the scan incomplete, and an
+incomplete scan never passes a gate as clean.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from scanner.findings import Finding, Severity
+from scanner.layers import LayerIndex
+
+
+@dataclass(frozen=True)
+class ScanProblem:
+    image: str
+    platform: str | None
+    layer_index: int | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "platform": self.platform,
+            "layer_index": self.layer_index,
+            "message": self.message,
+        }
+
+
+@dataclass
+class LayerResult:
+    """What scanning one layer blob yielded, before it is placed in an image."""
+
+    digest: str
+    findings: list[Finding]
+    index: LayerIndex
+    problems: list[str] = field(default_factory=list)  # non-fatal (hostile names...)
+    error: str | None = None  # the walk stopped here: the layer is incompletely scanned
+    entries: int = 0
+    compressed_bytes: int = 0
+    uncompressed_bytes: int = 0
+    compression: str = ""
+    cached: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and not self.problems
+
+
+@dataclass
+class LayerSummary:
+    index: int
+    digest: str
+    diff_id: str | None
+    media_type: str
+    created_by: str | None  # redacted
+    history_index: int | None
+    compression: str
+    entries: int
+    compressed_bytes: int
+    uncompressed_bytes: int
+    findings: int
+    cached: bool
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class PlatformResult:
+    platform: str
+    manifest_digest: str | None
+    config_digest: str | None
+    layers: list[LayerSummary] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "manifest_digest": self.manifest_digest,
+            "config_digest": self.config_digest,
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+
+@dataclass
+class ImageResult:
+    name: str
+    source_kind: str
+    index_digest: str | None = None
+    platforms: list[PlatformResult] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    problems: list[ScanProblem] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    images: list[ImageResult]
+    fail_on: Severity = Severity.HIGH
+    reveal: bool = False
+    suppressed: Counter[str] = field(default_factory=Counter)  # reason -> count
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for image in self.images for f in image.findings]
+
+    @property
+    def problems(self) -> list[ScanProblem]:
+        return [p for image in self.images for p in image.problems]
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(f.severity.label for f in self.findings)
+        return {s.label: counter.get(s.label, 0) for s in sorted(Severity, reverse=True)}
+
+    def failing(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity >= self.fail_on]

@@ -1,0 +1,162 @@
+"""The engine: ``Scanner(options).scan(source)`` -> :class:`ImageResult`.
+
+Reads the image through its source, scans each distinct layer blob once with the
+file analyzers, places the layer findings in each platform (position, build step,
+forensic status), runs the image analyzers on config and history, and records
+everything that could not be scanned as a problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scanner.analyzers.builtin import IMAGE_ANALYZERS
+from scanner.analyzers.interface import ImageContext
+from scanner.detection import Detection
+from scanner.errors import LayerleakError
+from scanner.findings import FileState, Finding, LocationKind, Severity, Status
+from scanner.forensics import file_status
+from scanner.image import Image, Layer, PlatformImage
+from scanner.layer_scan import place_layer_findings, scan_layer
+from scanner.results import (
+    ImageResult,
+    LayerResult,
+    LayerSummary,
+    PlatformResult,
+    Report,
+    ScanProblem,
+)
+from scanner.signatures import SignatureSet
+from scanner.sources.interface import SourceOptions
+from scanner.sources.resolve import resolve
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    source: SourceOptions = field(default_factory=SourceOptions)
+    reveal: bool = False
+    fail_on: Severity = Severity.HIGH
+    dockerfile: Path | None = None
+    rules: tuple[Path, ...] = ()
+
+
+class Scanner:
+    def __init__(self, options: ScanOptions, detection: Detection | None = None) -> None:
+        self.options = options
+        self.detection = detection or Detection(
+            SignatureSet.load(options.rules), reveal=options.reveal
+        )
+        self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
+        self._context = self._image_context()
+
+    def _image_context(self) -> ImageContext:
+        path = self.options.dockerfile
+        if path is None:
+            return ImageContext()
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise LayerleakError(f"--dockerfile {path}: {exc.strerror or exc}") from None
+        return ImageContext(dockerfile=text, dockerfile_name=path.name)
+
+    def scan_all(self, sources: Iterable[str]) -> Report:
+        return Report(
+            images=[self.scan(s) for s in sources],
+            fail_on=self.options.fail_on,
+            reveal=self.options.reveal,
+        )
+
+    def scan(self, source_text: str) -> ImageResult:
+        try:
+            source = resolve(source_text, self.options.source)
+        except LayerleakError as exc:
+            return _failed(source_text, "?", str(exc))
+        with source:
+            try:
+                image = source.load()
+            except LayerleakError as exc:
+                return _failed(source_text, source.kind, str(exc))
+            return self._scan_image(image)
+
+    def _scan_image(self, image: Image) -> ImageResult:
+        result = ImageResult(
+            name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
+        )
+        result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
+        for platform in image.platforms:
+            self._scan_platform(image, platform, result)
+        result.findings = sorted(result.findings, key=_order)
+        return result
+
+    def _scan_platform(self, image: Image, platform: PlatformImage, result: ImageResult) -> None:
+        name = str(platform.platform)
+        summary = PlatformResult(name, platform.manifest_digest, platform.config_digest)
+        result.platforms.append(summary)
+        layer_results = [self._layer(layer) for layer in platform.layers]
+        indexes = [r.index for r in layer_results]
+        for layer, lr in zip(platform.layers, layer_results, strict=True):
+            created_by = self.detection.redact_text(layer.created_by or "") or None
+            placed = place_layer_findings(lr.findings, layer, created_by)
+            for finding in placed:
+                status = (
+                    file_status(finding.location.path, layer.index, indexes)
+                    if finding.location.path is not None
+                    else Status(FileState.NOT_A_FILE)
+                )
+                result.findings.append(finding.placed(image.name, name, status))
+            for problem in lr.problems:
+                result.problems.append(ScanProblem(image.name, name, layer.index, problem))
+            if lr.error:
+                result.problems.append(ScanProblem(image.name, name, layer.index, lr.error))
+            summary.layers.append(
+                LayerSummary(
+                    index=layer.index,
+                    digest=layer.digest,
+                    diff_id=layer.diff_id,
+                    media_type=layer.media_type,
+                    created_by=created_by,
+                    history_index=layer.history.index if layer.history else None,
+                    compression=lr.compression,
+                    entries=lr.entries,
+                    compressed_bytes=lr.compressed_bytes,
+                    uncompressed_bytes=lr.uncompressed_bytes,
+                    findings=len(placed),
+                    cached=lr.cached,
+                    error=lr.error,
+                )
+            )
+        for cls in IMAGE_ANALYZERS:
+            analyzer = cls(self.detection)
+            try:
+                found = list(analyzer.analyze(image, platform, self._context))
+            except LayerleakError as exc:
+                result.problems.append(
+                    ScanProblem(image.name, name, None, f"analyzer {cls.id}: {exc}")
+                )
+                continue
+            for finding in found:
+                status = Status(FileState.NOT_A_FILE)
+                result.findings.append(finding.placed(image.name, name, status))
+
+    def _layer(self, layer: Layer) -> LayerResult:
+        cached = self._layers.get(layer.digest)
+        if cached is None:
+            cached = scan_layer(layer, self.detection)
+            if cached.complete:
+                self._layers[layer.digest] = cached
+        return cached
+
+
+def _failed(name: str, kind: str, message: str) -> ImageResult:
+    result = ImageResult(name=name, source_kind=kind)
+    result.problems.append(ScanProblem(name, None, None, message))
+    return result
+
+
+def _order(f: Finding) -> tuple[str, int, int, str, str]:
+    loc = f.location
+    layer = loc.layer_index if loc.layer_index is not None else -1
+    kind_rank = 0 if loc.kind is LocationKind.FILE else 1
+    return (f.platform, layer, kind_rank, loc.display_path(), f.rule_id)

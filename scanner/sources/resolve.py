@@ -1,0 +1,84 @@
+"""Pick a source from what the user typed.
+
+``oci:PATH[:TAG]``, ``docker-archive:PATH[:TAG]``, ``docker:IMAGE`` /
+``docker-daemon:IMAGE``, ``registry:REF``; a bare existing path is recognised by
+its content; anything else is an image reference in a registry.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+from scanner.errors import SourceError, UsageError
+from scanner.sources.docker_archive import DockerArchiveSource
+from scanner.sources.interface import Source, SourceOptions
+from scanner.sources.oci_layout import OciLayoutSource
+
+PathSource = Callable[[str, SourceOptions, Path, "str | None"], Source]
+
+
+def split_path_tag(text: str) -> tuple[Path, str | None]:
+    """``PATH[:TAG]``: the tag only when the path without it exists and the full text does not."""
+    if Path(text).exists() or ":" not in text:
+        return Path(text), None
+    path, _, tag = text.rpartition(":")
+    if path and Path(path).exists() and "/" not in tag:
+        return Path(path), tag
+    return Path(text), None
+
+
+def sniff(path: Path) -> str:
+    """'oci' or 'docker-archive' by content."""
+    if path.is_dir():
+        if (path / "manifest.json").is_file():
+            return "docker-archive"
+        if (path / "index.json").is_file():
+            return "oci"
+        raise SourceError(f"{path}: neither an OCI layout nor a docker save archive")
+    names: set[str] = set()
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                names.add(member.name.lstrip("./"))
+                if "manifest.json" in names:
+                    return "docker-archive"
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise SourceError(
+            f"{path}: not a directory or an uncompressed tar archive ({exc})"
+        ) from None
+    if "index.json" in names:
+        return "oci"
+    raise SourceError(f"{path}: a tar archive, but neither an OCI layout nor a docker save archive")
+
+
+PATH_SOURCES: dict[str, PathSource] = {
+    "oci": OciLayoutSource,
+    "docker-archive": DockerArchiveSource,
+}
+
+
+def resolve(text: str, options: SourceOptions) -> Source:
+    scheme, sep, rest = text.partition(":")
+    if sep and scheme in PATH_SOURCES:
+        if not rest:
+            raise UsageError(f"{text!r}: {scheme}: needs a path")
+        path, tag = split_path_tag(rest)
+        if not path.exists():
+            raise SourceError(f"{path}: no such file or directory")
+        return PATH_SOURCES[scheme](text, options, path, tag)
+    if sep and scheme in ("docker", "docker-daemon"):
+        from scanner.sources.daemon import DaemonSource
+
+        if not rest:
+            raise UsageError(f"{text!r}: {scheme}: needs an image name")
+        return DaemonSource(text, options, rest)
+    if sep and scheme == "registry":
+        text = rest
+    if Path(text).exists() and scheme != "registry":
+        path = Path(text)
+        return PATH_SOURCES[sniff(path)](text, options, path, None)
+    from scanner.sources.registry import RegistrySource
+
+    return RegistrySource(text, options)

@@ -1,0 +1,50 @@
+import pytest
+
+from scanner.analyzers.history import PIPE_TO_SHELL, parse_build_args, parse_instruction
+
+
+@pytest.mark.parametrize(
+    ("created_by", "args", "command"),
+    [
+        (
+            "RUN |2 NPM_TOKEN=npm_abc OTHER=1 /bin/sh -c npm ci # buildkit",
+            [("NPM_TOKEN", "npm_abc"), ("OTHER", "1")],
+            "/bin/sh -c npm ci # buildkit",
+        ),
+        ("|1 TOKEN=x /bin/sh -c make", [("TOKEN", "x")], "/bin/sh -c make"),
+        ("/bin/sh -c make", [], "/bin/sh -c make"),
+        ("RUN |1 EMPTY= /bin/sh -c true # buildkit", [("EMPTY", "")], "/bin/sh -c true # buildkit"),
+    ],
+)
+def test_build_args(created_by: str, args: list[tuple[str, str]], command: str) -> None:
+    assert parse_build_args(created_by) == (args, command)
+
+
+@pytest.mark.parametrize(
+    ("created_by", "expected"),
+    [
+        ("ENV A=1 B=two", ("ENV", [("A", "1"), ("B", "two")])),
+        ('/bin/sh -c #(nop)  ENV KEY="a b"', ("ENV", [("KEY", "a b")])),
+        ("/bin/sh -c #(nop)  ENV LEGACY value with spaces", ("ENV", [("LEGACY", "value with spaces")])),
+        ("ARG TOKEN=abc", ("ARG", [("TOKEN", "abc")])),
+        ("ARG TOKEN", ("ARG", [("TOKEN", "")])),
+        ("LABEL a=b # buildkit", ("LABEL", [("a", "b")])),
+        ("RUN /bin/sh -c env", None),
+    ],
+)
+def test_instructions(created_by: str, expected: object) -> None:
+    assert parse_instruction(created_by) == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "flagged"),
+    [
+        ("curl -fsSL https://get.example.sh | sh", True),
+        ("wget -qO- https://x.io/install | sudo bash", True),
+        ("curl https://x | python3 -", True),
+        ("curl -o /tmp/i.sh https://x && sha256sum -c sums && sh /tmp/i.sh", False),
+        ("apt-get install -y curl", False),
+    ],
+)
+def test_pipe_to_shell(command: str, flagged: bool) -> None:
+    assert bool(PIPE_TO_SHELL.search(command)) is flagged
