@@ -43,3 +43,8 @@ format: install
 
 clean:
 	rm -rf fixtures/out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmark (not a test): builds a >= 1.5 GB image from this machine's files once, then
+# measures floor, cold scan, warm re-scan and trivy (when installed) in one run.
+bench: install
+	$(PY) -m bench.run

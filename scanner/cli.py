@@ -16,6 +16,7 @@ from scanner import __version__
 from scanner.errors import LayerleakError
 from scanner.findings import Severity
 from scanner.image import Platform
+from scanner.progress import ProgressBar
 from scanner.report.formats import FORMATTERS
 from scanner.report.interface import summary
 from scanner.results import Report
@@ -106,7 +107,24 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Extra signature file(s) in the built-in schema (repeatable).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No summary line on standard error.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker processes scanning layers in parallel (0: one per core).",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="LAYERLEAK_CACHE_DIR",
+    help="Layer cache directory (default: the user cache directory; env LAYERLEAK_CACHE_DIR).",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar and no summary line on standard error."
+)
 def scan(
     sources: tuple[str, ...],
     platform_values: tuple[str, ...],
@@ -116,6 +134,9 @@ def scan(
     dockerfile: Path | None,
     fail_on: str,
     rule_files: tuple[Path, ...],
+    jobs: int,
+    no_cache: bool,
+    cache_dir: Path | None,
     quiet: bool,
 ) -> None:
     """Scan images: oci:PATH[:TAG], docker-archive:PATH[:TAG], or a bare path."""
@@ -125,13 +146,19 @@ def scan(
         fail_on=Severity.parse(fail_on),
         dockerfile=dockerfile,
         rules=rule_files,
+        jobs=jobs,
+        use_cache=not no_cache,
+        cache_dir=cache_dir,
     )
+    progress = ProgressBar() if not quiet and sys.stderr.isatty() else None
     try:
-        scanner = Scanner(options)
+        scanner = Scanner(options, progress=progress)
     except LayerleakError as exc:
         click.echo(f"layerleak: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     report = scanner.scan_all(sources)
+    if progress is not None:
+        progress.clear()
     to_terminal = output is None and sys.stdout.isatty()
     name = fmt or ("table" if to_terminal else "json")
     text = FORMATTERS[name](color=to_terminal).render(report)

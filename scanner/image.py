@@ -208,6 +208,11 @@ def assemble_platform_image(
     """
     steps = history_steps(config)
     ids = diff_ids(config)
+    rootfs = config.get("rootfs")
+    if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
+        problems.append(f"{what}: config has no rootfs.diff_ids list; layers not checked")
+    if "history" in config and not isinstance(config.get("history"), list):
+        problems.append(f"{what}: config history is not a list; build steps unknown")
     if ids and len(ids) != len(layer_descriptors):
         problems.append(
             f"{what}: config lists {len(ids)} diff_ids but the manifest has "

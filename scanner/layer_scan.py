@@ -67,6 +67,8 @@ def scan_layer(
         error = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
     except OSError as exc:
         error = f"{label}: read failed ({exc})"
+    except Exception as exc:  # a hostile layer must not lose what was already found
+        error = f"{label}: unexpected {type(exc).__name__} while reading ({exc})"
     finally:
         if reader is not None:
             reader.close()

@@ -25,8 +25,21 @@ from scanner.errors import DigestMismatch, LayerError
 
 try:  # isal inflates about twice as fast as zlib; fall back when it is missing
     from isal import igzip as _gzip_impl  # type: ignore[import-untyped,unused-ignore]
+    from isal.igzip_lib import IsalError  # type: ignore[import-untyped,unused-ignore]
 except ImportError:  # pragma: no cover - isal is a declared dependency
     import gzip as _gzip_impl
+
+    IsalError = zlib.error
+
+# Everything a corrupt or truncated layer can raise while being read.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    OSError,
+    EOFError,
+    zlib.error,
+    zstandard.ZstdError,
+    IsalError,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -232,20 +245,14 @@ class LayerReader:
                 mode="r|",
                 bufsize=READ_SIZE,
             )
-        except (tarfile.TarError, OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        except DECODE_ERRORS as exc:
             raise LayerError(f"{self.what}: not a readable tar stream ({_why(exc)})") from None
         try:
             member: tarfile.TarInfo | None
             while True:
                 try:
                     member = tar.next()
-                except (
-                    tarfile.TarError,
-                    OSError,
-                    EOFError,
-                    zlib.error,
-                    zstandard.ZstdError,
-                ) as exc:
+                except DECODE_ERRORS as exc:
                     raise LayerError(
                         f"{self.what}: corrupt or truncated after {self.entries} entries "
                         f"({_why(exc)})"
@@ -268,7 +275,7 @@ class LayerReader:
         try:
             self._tar_stream.verify()
             self._blob.verify()
-        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        except DECODE_ERRORS as exc:
             raise LayerError(
                 f"{self.what}: corrupt or truncated at the end ({_why(exc)})"
             ) from None
@@ -354,7 +361,7 @@ class _GuardedReader(io.RawIOBase):
             return b""
         try:
             return self._inner.read(size)
-        except (tarfile.TarError, OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        except DECODE_ERRORS as exc:
             raise LayerError(
                 f"{self._what}: corrupt or truncated inside /{self._path} ({_why(exc)})"
             ) from None

@@ -8,12 +8,18 @@ everything that could not be scanned as a problem.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
-from scanner.analyzers.builtin import IMAGE_ANALYZERS
+from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
 from scanner.analyzers.interface import ImageContext
+from scanner.cache import LayerCache, default_cache_dir
 from scanner.detection import Detection
 from scanner.errors import LayerleakError
 from scanner.findings import FileState, Finding, LocationKind, Severity, Status
@@ -40,16 +46,72 @@ class ScanOptions:
     fail_on: Severity = Severity.HIGH
     dockerfile: Path | None = None
     rules: tuple[Path, ...] = ()
+    jobs: int = 0  # worker processes for layers; 0 = one per core
+    use_cache: bool = True
+    cache_dir: Path | None = None  # default: the user cache directory
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each layer: for progress bars."""
+
+    layers_done: int
+    layers_total: int
+    bytes_done: int
+    bytes_total: int
+    findings: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+# The detection a forked worker inherits from its parent (set just before the fork).
+_WORKER_DETECTION: Detection | None = None
+
+
+def _worker_scan(layer: Layer) -> LayerResult:
+    assert _WORKER_DETECTION is not None, "worker started without a detection"
+    return scan_layer(layer, _WORKER_DETECTION)
 
 
 class Scanner:
-    def __init__(self, options: ScanOptions, detection: Detection | None = None) -> None:
+    def __init__(
+        self,
+        options: ScanOptions,
+        detection: Detection | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
         self.options = options
         self.detection = detection or Detection(
             SignatureSet.load(options.rules), reveal=options.reveal
         )
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
         self._context = self._image_context()
+        self._progress = progress
+        self._pool: ProcessPoolExecutor | None = None
+        self.jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+        self.cache: LayerCache | None = None
+        if options.use_cache and not options.reveal:
+            self.cache = LayerCache(
+                options.cache_dir or default_cache_dir(),
+                self.detection.signatures.digest,
+                analyzers_version(),
+            )
+
+    def __enter__(self) -> Scanner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _image_context(self) -> ImageContext:
         path = self.options.dockerfile
@@ -62,11 +124,13 @@ class Scanner:
         return ImageContext(dockerfile=text, dockerfile_name=path.name)
 
     def scan_all(self, sources: Iterable[str]) -> Report:
-        return Report(
+        report = Report(
             images=[self.scan(s) for s in sources],
             fail_on=self.options.fail_on,
             reveal=self.options.reveal,
         )
+        self.close()
+        return report
 
     def scan(self, source_text: str) -> ImageResult:
         try:
@@ -85,6 +149,12 @@ class Scanner:
             name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
         )
         result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
+        todo: dict[str, Layer] = {}
+        for platform in image.platforms:
+            for layer in platform.layers:
+                if layer.digest not in self._layers:
+                    todo.setdefault(layer.digest, layer)
+        self._scan_layers(list(todo.values()))
         for platform in image.platforms:
             self._scan_platform(image, platform, result)
         result.findings = sorted(result.findings, key=_order)
@@ -94,7 +164,7 @@ class Scanner:
         name = str(platform.platform)
         summary = PlatformResult(name, platform.manifest_digest, platform.config_digest)
         result.platforms.append(summary)
-        layer_results = [self._layer(layer) for layer in platform.layers]
+        layer_results = [self._layers[layer.digest] for layer in platform.layers]
         indexes = [r.index for r in layer_results]
         for layer, lr in zip(platform.layers, layer_results, strict=True):
             created_by = self.detection.redact_text(layer.created_by or "") or None
@@ -140,13 +210,53 @@ class Scanner:
                 status = Status(FileState.NOT_A_FILE)
                 result.findings.append(finding.placed(image.name, name, status))
 
-    def _layer(self, layer: Layer) -> LayerResult:
-        cached = self._layers.get(layer.digest)
-        if cached is None:
-            cached = scan_layer(layer, self.detection)
-            if cached.complete:
-                self._layers[layer.digest] = cached
-        return cached
+    def _scan_layers(self, layers: list[Layer]) -> None:
+        """Scan each layer blob once: from the cache, in worker processes, or here."""
+        total_bytes = sum(layer.size or 0 for layer in layers)
+        done = [0, 0, 0]  # layers, bytes, findings
+
+        def record(layer: Layer, result: LayerResult) -> None:
+            self._layers[layer.digest] = result
+            if self.cache is not None and not result.cached:
+                self.cache.put(result)
+            done[0] += 1
+            done[1] += layer.size or result.compressed_bytes
+            done[2] += len(result.findings)
+            if self._progress is not None:
+                self._progress(Progress(done[0], len(layers), done[1], total_bytes, done[2]))
+
+        remaining = []
+        for layer in layers:
+            cached = self.cache.get(layer.digest) if self.cache is not None else None
+            if cached is not None:
+                record(layer, cached)
+            else:
+                remaining.append(layer)
+        remaining.sort(key=lambda layer: layer.size or 0, reverse=True)
+        if self.jobs <= 1 or len(remaining) <= 1:
+            for layer in remaining:
+                record(layer, scan_layer(layer, self.detection))
+            return
+        pool = self._get_pool()
+        futures: dict[Future[LayerResult], Layer] = {
+            pool.submit(_worker_scan, layer): layer for layer in remaining
+        }
+        for future, layer in futures.items():
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                self._pool = None
+                result = scan_layer(layer, self.detection)  # finish here, in this process
+            record(layer, result)
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        global _WORKER_DETECTION
+        if self._pool is None:
+            _WORKER_DETECTION = self.detection
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=multiprocessing.get_context("fork")
+            )
+        return self._pool
 
 
 def _failed(name: str, kind: str, message: str) -> ImageResult:

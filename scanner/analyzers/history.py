@@ -21,6 +21,10 @@ from scanner.image import HistoryStep, Image, PlatformImage
 NOP = re.compile(r"^/bin/(?:ba)?sh -c #\(nop\)\s+")
 BUILD_ARGS = re.compile(r"^(?:RUN\s+)?\|(\d+)\s+")
 ARG_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
+NEXT_ARG = re.compile(r" (?=[A-Za-z_][A-Za-z0-9_]*=)")
+SHELL_START = re.compile(
+    r" (?=(?:/bin/|/usr/bin/|/usr/local/bin/)?(?:ba|da|z|k|a)?sh -c |\[\")"
+)
 INSTRUCTION = re.compile(r"^(ARG|ENV|LABEL)\s+(.*)$", re.S)
 ADD_URL = re.compile(r"(?:^|\s)ADD\s+(?:--\S+\s+)*(?P<url>https?://\S+)", re.I)
 PIPE_TO_SHELL = re.compile(
@@ -31,19 +35,29 @@ PIPE_TO_SHELL = re.compile(
 
 
 def parse_build_args(created_by: str) -> tuple[list[tuple[str, str]], str]:
-    """``|N K=V ... CMD`` -> ([(K, V)...], CMD). Values are taken up to the next space."""
+    """``|N K=V ... CMD`` -> ([(K, V)...], CMD).
+
+    Builders write the values unquoted, so a value with spaces (``FlyV1 fm2_...``)
+    is ambiguous: a value runs up to the next `` NAME=`` for all but the last
+    argument, and the last one up to the shell that starts the command.
+    """
     m = BUILD_ARGS.match(created_by)
     if not m:
         return [], created_by
     rest = created_by[m.end() :]
+    count = int(m.group(1))
     args: list[tuple[str, str]] = []
-    for _ in range(int(m.group(1))):
+    for i in range(count):
         am = ARG_NAME.match(rest)
         if not am:
             break
-        value, _, rest = rest[am.end() :].partition(" ")
-        args.append((am.group(1), value))
-        rest = rest.lstrip(" ")
+        tail = rest[am.end() :]
+        boundary = NEXT_ARG if i < count - 1 else SHELL_START
+        found = boundary.search(tail)
+        end = found.start() if found else tail.find(" ")
+        end = len(tail) if end < 0 else end
+        args.append((am.group(1), tail[:end]))
+        rest = tail[end:].lstrip(" ")
     return args, rest
 
 

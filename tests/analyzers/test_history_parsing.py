@@ -14,6 +14,12 @@ from scanner.analyzers.history import PIPE_TO_SHELL, parse_build_args, parse_ins
         ("|1 TOKEN=x /bin/sh -c make", [("TOKEN", "x")], "/bin/sh -c make"),
         ("/bin/sh -c make", [], "/bin/sh -c make"),
         ("RUN |1 EMPTY= /bin/sh -c true # buildkit", [("EMPTY", "")], "/bin/sh -c true # buildkit"),
+        (
+            "RUN |2 FLY_API_TOKEN=FlyV1 fm2_a,fm2_b MODE=prod /bin/sh -c fly deploy # buildkit",
+            [("FLY_API_TOKEN", "FlyV1 fm2_a,fm2_b"), ("MODE", "prod")],
+            "/bin/sh -c fly deploy # buildkit",
+        ),
+        ("|1 A=x y /bin/bash -c run", [("A", "x y")], "/bin/bash -c run"),
     ],
 )
 def test_build_args(created_by: str, args: list[tuple[str, str]], command: str) -> None:

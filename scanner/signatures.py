@@ -1,0 +1,580 @@
+"""Detection rules as data: load ``signatures/*.yaml`` into validated, frozen rules.
+
+One schema serves the built-in rules and the user's (``--rules FILE``). A file holds
+``rules:`` (content rules: keywords, a regex on bytes, the group holding the secret,
+examples that must and must not match) and/or ``paths:`` (sensitive files flagged by
+path). Everything a rule file gets wrong raises :class:`SignatureError` naming the
+file and the rule, at load time, before any byte of an image is read.
+
+The :attr:`SignatureSet.digest` is a hash over a canonical form of every rule; it
+goes into the layer cache key, so editing any rule invalidates cached results.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import scanner
+from scanner.errors import SignatureError
+from scanner.findings import Category, Severity
+
+BUILTIN_DIR = Path(scanner.__file__).parent.parent / "signatures"
+
+RULE_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MIN_KEYWORD_LENGTH = 2
+MIN_EXAMPLES = 2
+
+RULE_FIELDS = frozenset(
+    {
+        "id",
+        "detector",
+        "title",
+        "severity",
+        "category",
+        "keywords",
+        "regex",
+        "secret_group",
+        "entropy_min",
+        "allow",
+        "description",
+        "examples",
+        "multiline",
+        "generic",
+        "validate",
+    }
+)
+RULE_REQUIRED = ("id", "detector", "title", "severity", "keywords", "regex", "examples")
+PATH_FIELDS = frozenset(
+    {"id", "title", "severity", "category", "globs", "exclude", "description", "examples"}
+)
+PATH_REQUIRED = ("id", "title", "severity", "globs", "examples")
+FILE_KEYS = frozenset({"rules", "paths"})
+
+
+@dataclass(frozen=True)
+class Example:
+    """A text a rule must match; ``secret`` and ``noise`` are what it must report."""
+
+    text: str
+    secret: str | None = None
+    noise: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A content rule.
+
+    ``multiline`` rules (PEM blocks, JSON key files) see a larger region after each
+    keyword hit than single-line rules, which see the keyword's line. ``generic``
+    rules match by context rather than by a vendor format: their matches yield to a
+    specific rule's match on the same bytes, and a placeholder or variable reference
+    in them is dropped rather than kept as noise. ``validate`` names a check the
+    engine runs on the secret (``jwt``, ``base64-credentials``).
+    """
+
+    id: str
+    detector: str
+    title: str
+    severity: Severity
+    category: Category
+    keywords: tuple[str, ...]
+    regex: re.Pattern[bytes]
+    secret_group: int | str
+    entropy_min: float | None
+    allow: tuple[re.Pattern[bytes], ...]
+    description: str
+    examples_match: tuple[Example, ...]
+    examples_no_match: tuple[str, ...]
+    source: str
+    multiline: bool = False
+    generic: bool = False
+    validate: str | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        """Everything that defines the rule (not where it was loaded from)."""
+        return {
+            "id": self.id,
+            "detector": self.detector,
+            "title": self.title,
+            "severity": self.severity.label,
+            "category": self.category.value,
+            "keywords": list(self.keywords),
+            "regex": _pattern_text(self.regex),
+            "flags": self.regex.flags,
+            "secret_group": self.secret_group,
+            "entropy_min": self.entropy_min,
+            "allow": [_pattern_text(p) for p in self.allow],
+            "description": self.description,
+            "multiline": self.multiline,
+            "generic": self.generic,
+            "validate": self.validate,
+            "match": [[e.text, e.secret, e.noise] for e in self.examples_match],
+            "no_match": list(self.examples_no_match),
+        }
+
+
+@dataclass(frozen=True)
+class PathRule:
+    """A file that is sensitive by its path, whatever its content.
+
+    Globs are matched against the image path without its leading slash: on the
+    basename when the glob has no slash, on the whole path otherwise; ``*`` and
+    ``?`` stop at slashes, ``**/`` spans any number of directories (none included).
+    ``exclude`` globs win over ``globs``.
+    """
+
+    id: str
+    title: str
+    severity: Severity
+    category: Category
+    globs: tuple[str, ...]
+    description: str
+    examples_match: tuple[str, ...]
+    examples_no_match: tuple[str, ...]
+    source: str = ""
+    exclude: tuple[str, ...] = ()
+    _include: tuple[tuple[bool, re.Pattern[str]], ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
+    _exclude: tuple[tuple[bool, re.Pattern[str]], ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_include", tuple(_compile_glob(g) for g in self.globs))
+        object.__setattr__(self, "_exclude", tuple(_compile_glob(g) for g in self.exclude))
+
+    def matches(self, path: str) -> bool:
+        path = path.lstrip("/")
+        base = path.rsplit("/", 1)[-1]
+        if not any(p.fullmatch(base if on_base else path) for on_base, p in self._include):
+            return False
+        return not any(p.fullmatch(base if on_base else path) for on_base, p in self._exclude)
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity.label,
+            "category": self.category.value,
+            "globs": list(self.globs),
+            "exclude": list(self.exclude),
+            "description": self.description,
+            "match": list(self.examples_match),
+            "no_match": list(self.examples_no_match),
+        }
+
+
+@dataclass(frozen=True)
+class SignatureSet:
+    rules: tuple[Rule, ...]
+    path_rules: tuple[PathRule, ...]
+    digest: str
+    # one combined pattern per kind of glob: most paths match no rule at all, and
+    # match_path runs for every file of every layer
+    _any_base: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _any_path: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        base = [p.pattern for r in self.path_rules for on_base, p in r._include if on_base]
+        full = [p.pattern for r in self.path_rules for on_base, p in r._include if not on_base]
+        if base:
+            object.__setattr__(self, "_any_base", re.compile("|".join(base), re.DOTALL))
+        if full:
+            object.__setattr__(self, "_any_path", re.compile("|".join(full), re.DOTALL))
+
+    @classmethod
+    def from_rules(cls, rules: Iterable[Rule], path_rules: Iterable[PathRule] = ()) -> SignatureSet:
+        """A set from already-built rules; raises on duplicate ids."""
+        rules = tuple(rules)
+        path_rules = tuple(path_rules)
+        seen: dict[str, str] = {}
+        items: list[Rule | PathRule] = [*rules, *path_rules]
+        for item in items:
+            if item.id in seen:
+                raise SignatureError(
+                    f"{item.source}: rule {item.id!r}: duplicate id "
+                    f"(already defined in {seen[item.id]})"
+                )
+            seen[item.id] = item.source
+        return cls(rules, path_rules, _digest(rules, path_rules))
+
+    @classmethod
+    def builtin(cls) -> SignatureSet:
+        return _builtin()
+
+    @classmethod
+    def load(cls, extra: Sequence[Path] = (), include_builtin: bool = True) -> SignatureSet:
+        """The built-in rules (unless excluded) plus the user's files or directories."""
+        files: list[Path] = []
+        if include_builtin:
+            files.extend(_builtin_files())
+        for item in extra:
+            item = Path(item)
+            if item.is_dir():
+                files.extend(sorted([*item.glob("*.yaml"), *item.glob("*.yml")]))
+            else:
+                files.append(item)
+        rules: list[Rule] = []
+        path_rules: list[PathRule] = []
+        for path in files:
+            file_rules, file_paths = load_file(path)
+            rules.extend(file_rules)
+            path_rules.extend(file_paths)
+        return cls.from_rules(rules, path_rules)
+
+    def match_path(self, path: str) -> list[PathRule]:
+        """The path rules that flag ``path`` (an image path, leading slash optional)."""
+        path = path.lstrip("/")
+        base = path.rsplit("/", 1)[-1]
+        if not (
+            (self._any_base is not None and self._any_base.fullmatch(base))
+            or (self._any_path is not None and self._any_path.fullmatch(path))
+        ):
+            return []
+        return [rule for rule in self.path_rules if rule.matches(path)]
+
+    def get(self, rule_id: str) -> Rule | PathRule | None:
+        items: list[Rule | PathRule] = [*self.rules, *self.path_rules]
+        for item in items:
+            if item.id == rule_id:
+                return item
+        return None
+
+    def __len__(self) -> int:
+        return len(self.rules) + len(self.path_rules)
+
+
+@functools.cache
+def _builtin() -> SignatureSet:
+    return SignatureSet.load()
+
+
+def _builtin_files() -> list[Path]:
+    if not BUILTIN_DIR.is_dir():
+        raise SignatureError(f"{BUILTIN_DIR}: built-in signature directory not found")
+    return sorted(BUILTIN_DIR.glob("*.yaml"))
+
+
+def load_file(path: Path) -> tuple[list[Rule], list[PathRule]]:
+    """Parse and validate one rule file."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SignatureError(f"{source}: cannot read signature file: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SignatureError(f"{source}: invalid YAML: {exc}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise SignatureError(f"{source}: expected a mapping with 'rules' and/or 'paths'")
+    unknown = set(doc) - FILE_KEYS
+    if unknown:
+        raise SignatureError(f"{source}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+    rules = [_parse_rule(raw, source, i) for i, raw in enumerate(_list(doc, "rules", source))]
+    paths = [_parse_path(raw, source, i) for i, raw in enumerate(_list(doc, "paths", source))]
+    return rules, paths
+
+
+def _list(doc: Mapping[str, Any], key: str, source: str) -> list[Any]:
+    value = doc.get(key) or []
+    if not isinstance(value, list):
+        raise SignatureError(f"{source}: '{key}' must be a list")
+    return value
+
+
+class _RuleErrors:
+    """Builds error messages that name the file and the rule."""
+
+    def __init__(self, source: str, raw: Any, index: int, kind: str) -> None:
+        self.source = source
+        rule_id = raw.get("id") if isinstance(raw, dict) else None
+        self.name = f"rule {rule_id!r}" if rule_id else f"{kind} #{index + 1} (no id)"
+
+    def __call__(self, problem: str) -> SignatureError:
+        return SignatureError(f"{self.source}: {self.name}: {problem}")
+
+
+def _check_fields(
+    raw: Any, allowed: frozenset[str], required: Sequence[str], err: _RuleErrors
+) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise err("a rule must be a mapping")
+    unknown = set(raw) - allowed
+    if unknown:
+        raise err(f"unknown field(s): {', '.join(sorted(unknown))}")
+    missing = [name for name in required if raw.get(name) in (None, "", [])]
+    if missing:
+        raise err(f"missing field(s): {', '.join(missing)}")
+    if not isinstance(raw["id"], str) or not RULE_ID.match(raw["id"]):
+        raise err("id must be kebab-case (lower-case letters, digits and dashes)")
+    for name in ("title", "detector", "description"):
+        if name in raw and not isinstance(raw[name], str):
+            raise err(f"{name} must be a string")
+    return raw
+
+
+def _severity(raw: Mapping[str, Any], err: _RuleErrors) -> Severity:
+    try:
+        return Severity.parse(str(raw["severity"]))
+    except ValueError as exc:
+        raise err(str(exc)) from None
+
+
+def _category(raw: Mapping[str, Any], default: Category, err: _RuleErrors) -> Category:
+    if raw.get("category") is None:
+        return default
+    try:
+        return Category.parse(str(raw["category"]))
+    except ValueError as exc:
+        raise err(str(exc)) from None
+
+
+def _compile(pattern: Any, what: str, err: _RuleErrors) -> re.Pattern[bytes]:
+    if not isinstance(pattern, str) or not pattern:
+        raise err(f"{what} must be a non-empty string")
+    try:
+        return re.compile(pattern.encode("utf-8", "surrogateescape"))
+    except re.error as exc:
+        raise err(f"bad {what}: {exc}") from None
+
+
+def _examples(raw: Mapping[str, Any], err: _RuleErrors) -> tuple[list[Any], list[Any]]:
+    examples = raw.get("examples")
+    if not isinstance(examples, dict):
+        raise err("examples must be a mapping with 'match' and 'no_match' lists")
+    unknown = set(examples) - {"match", "no_match"}
+    if unknown:
+        raise err(f"unknown examples key(s): {', '.join(sorted(unknown))}")
+    match = examples.get("match") or []
+    no_match = examples.get("no_match") or []
+    if not isinstance(match, list) or not isinstance(no_match, list):
+        raise err("examples.match and examples.no_match must be lists")
+    if len(match) < MIN_EXAMPLES or len(no_match) < MIN_EXAMPLES:
+        raise err(
+            f"needs at least {MIN_EXAMPLES} 'match' and {MIN_EXAMPLES} 'no_match' examples "
+            f"(has {len(match)} and {len(no_match)})"
+        )
+    return match, no_match
+
+
+def _parse_example(item: Any, index: int, err: _RuleErrors) -> Example:
+    if isinstance(item, str):
+        return Example(item)
+    if isinstance(item, dict) and isinstance(item.get("text"), str):
+        unknown = set(item) - {"text", "secret", "noise"}
+        if unknown:
+            raise err(f"match example #{index + 1}: unknown key(s): {', '.join(sorted(unknown))}")
+        secret, noise = item.get("secret"), item.get("noise")
+        if secret is not None and not isinstance(secret, str):
+            raise err(f"match example #{index + 1}: secret must be a string")
+        if noise is not None and not isinstance(noise, str):
+            raise err(f"match example #{index + 1}: noise must be a string")
+        return Example(item["text"], secret, noise)
+    raise err(f"match example #{index + 1}: expected a string or a mapping with 'text'")
+
+
+def _secret_group(raw: Mapping[str, Any], regex: re.Pattern[bytes], err: _RuleErrors) -> int | str:
+    group = raw.get("secret_group", 0)
+    if isinstance(group, bool) or not isinstance(group, int | str):
+        raise err("secret_group must be a group number or name")
+    if isinstance(group, int):
+        if not 0 <= group <= regex.groups:
+            raise err(f"secret_group {group} is not in the regex (it has {regex.groups} groups)")
+    elif group not in regex.groupindex:
+        raise err(f"secret_group {group!r} is not a named group of the regex")
+    return group
+
+
+def _parse_rule(raw: Any, source: str, index: int) -> Rule:
+    err = _RuleErrors(source, raw, index, "rule")
+    raw = _check_fields(raw, RULE_FIELDS, RULE_REQUIRED, err)
+    regex = _compile(raw["regex"], "regex", err)
+    group = _secret_group(raw, regex, err)
+
+    keywords_raw = raw["keywords"]
+    if not isinstance(keywords_raw, list) or not all(isinstance(k, str) for k in keywords_raw):
+        raise err("keywords must be a list of strings")
+    keywords = tuple(dict.fromkeys(k.lower() for k in keywords_raw))
+    short = [k for k in keywords if len(k) < MIN_KEYWORD_LENGTH]
+    if short:
+        raise err(f"keyword(s) shorter than {MIN_KEYWORD_LENGTH} characters: {short}")
+
+    entropy = raw.get("entropy_min")
+    if entropy is not None and (
+        isinstance(entropy, bool) or not isinstance(entropy, int | float) or not 0 <= entropy <= 8
+    ):
+        raise err("entropy_min must be a number of bits per character between 0 and 8")
+
+    allow_raw = raw.get("allow") or []
+    if not isinstance(allow_raw, list):
+        raise err("allow must be a list of regexes")
+    allow = tuple(_compile(p, f"allow pattern #{i + 1}", err) for i, p in enumerate(allow_raw))
+
+    for flag in ("multiline", "generic"):
+        if flag in raw and not isinstance(raw[flag], bool):
+            raise err(f"{flag} must be true or false")
+
+    validate = raw.get("validate")
+    if validate is not None:
+        from scanner.secrets.validators import VALIDATORS
+
+        if validate not in VALIDATORS:
+            raise err(
+                f"unknown validate {validate!r} (choose from {', '.join(sorted(VALIDATORS))})"
+            )
+
+    match_raw, no_match_raw = _examples(raw, err)
+    examples = tuple(_parse_example(item, i, err) for i, item in enumerate(match_raw))
+    if not all(isinstance(item, str) for item in no_match_raw):
+        raise err("no_match examples must be strings")
+
+    rule = Rule(
+        id=raw["id"],
+        detector=raw["detector"],
+        title=raw["title"],
+        severity=_severity(raw, err),
+        category=_category(raw, Category.SECRET, err),
+        keywords=keywords,
+        regex=regex,
+        secret_group=group,
+        entropy_min=float(entropy) if entropy is not None else None,
+        allow=allow,
+        description=raw.get("description", "").strip(),
+        examples_match=examples,
+        examples_no_match=tuple(no_match_raw),
+        source=source,
+        multiline=bool(raw.get("multiline", False)),
+        generic=bool(raw.get("generic", False)),
+        validate=validate,
+    )
+    _check_examples(rule, err)
+    return rule
+
+
+def _check_examples(rule: Rule, err: _RuleErrors) -> None:
+    """The checks that need no engine: keywords and the regex against the examples."""
+    lowered = [e.text.lower() for e in rule.examples_match]
+    for keyword in rule.keywords:
+        if not any(keyword in text for text in lowered):
+            raise err(f"keyword {keyword!r} appears in none of the 'match' examples")
+    for i, (example, text) in enumerate(zip(rule.examples_match, lowered, strict=True)):
+        if not any(k in text for k in rule.keywords):
+            raise err(f"match example #{i + 1} contains none of the keywords")
+        data = example.text.encode("utf-8", "surrogateescape")
+        secrets = [
+            m.group(rule.secret_group)
+            for m in rule.regex.finditer(data)
+            if m.group(rule.secret_group) is not None
+        ]
+        if not secrets:
+            raise err(f"regex does not match 'match' example #{i + 1}")
+        if example.secret is not None:
+            wanted = example.secret.encode("utf-8", "surrogateescape")
+            if wanted not in secrets:
+                raise err(f"match example #{i + 1}: regex does not capture the expected secret")
+
+
+def _parse_path(raw: Any, source: str, index: int) -> PathRule:
+    err = _RuleErrors(source, raw, index, "path rule")
+    raw = _check_fields(raw, PATH_FIELDS, PATH_REQUIRED, err)
+    globs = _strings(raw["globs"], "globs", err)
+    exclude = _strings(raw.get("exclude") or [], "exclude", err)
+    match_raw, no_match_raw = _examples(raw, err)
+    if not all(isinstance(p, str) for p in (*match_raw, *no_match_raw)):
+        raise err("path examples must be strings")
+    try:
+        rule = PathRule(
+            id=raw["id"],
+            title=raw["title"],
+            severity=_severity(raw, err),
+            category=_category(raw, Category.SENSITIVE_FILE, err),
+            globs=globs,
+            description=raw.get("description", "").strip(),
+            examples_match=tuple(match_raw),
+            examples_no_match=tuple(no_match_raw),
+            source=source,
+            exclude=exclude,
+        )
+    except re.error as exc:
+        raise err(f"bad glob: {exc}") from None
+    for path in rule.examples_match:
+        if not rule.matches(path):
+            raise err(f"globs do not match 'match' example {path!r}")
+    for path in rule.examples_no_match:
+        if rule.matches(path):
+            raise err(f"globs match 'no_match' example {path!r}")
+    return rule
+
+
+def _strings(value: Any, what: str, err: _RuleErrors) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise err(f"{what} must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _compile_glob(glob: str) -> tuple[bool, re.Pattern[str]]:
+    """(match on basename?, regex) for a glob; see :class:`PathRule`."""
+    glob = glob.lstrip("/")
+    on_base = "/" not in glob
+    out: list[str] = []
+    i, n = 0, len(glob)
+    while i < n:
+        c = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = i + 1
+            if j < n and glob[j] == "!":
+                j += 1
+            if j < n and glob[j] == "]":
+                j += 1
+            end = glob.find("]", j)
+            if end == -1:
+                out.append(re.escape(c))
+                i += 1
+                continue
+            body = glob[i + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return on_base, re.compile("".join(out), re.DOTALL)
+
+
+def _pattern_text(pattern: re.Pattern[bytes]) -> str:
+    return pattern.pattern.decode("utf-8", "surrogateescape")
+
+
+def _digest(rules: Sequence[Rule], path_rules: Sequence[PathRule]) -> str:
+    doc = {
+        "rules": [r.canonical() for r in sorted(rules, key=lambda r: r.id)],
+        "paths": [p.canonical() for p in sorted(path_rules, key=lambda p: p.id)],
+    }
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(blob.encode("ascii")).hexdigest()
