@@ -8,6 +8,29 @@ file and the rule, at load time, before any byte of an image is read.
 
 The :attr:`SignatureSet.digest` is a hash over a canonical form of every rule; it
 goes into the layer cache key, so editing any rule invalidates cached results.
+
+Content rule fields (``rules:``)::
+
+    id            kebab-case, unique across all loaded files
+    detector      trufflehog's detector name where one exists (AWS, Github, FlyIO...)
+    title         one line
+    severity      info | low | medium | high | critical
+    category      default "secret"
+    keywords      matched case-insensitively; the regex runs only around a hit, so a
+                  keyword must be in (or next to) every true match
+    regex         Python re syntax, compiled on bytes
+    secret_group  group number or name holding the secret (default 0)
+    entropy_min   optional: Shannon bits/char the secret needs (lower is dropped)
+    allow         optional: regexes; a secret matching one is dropped
+    validate      optional: jwt | base64-credentials (checks a regex cannot do)
+    multiline     optional: the match spans lines (PEM blocks, JSON key files)
+    generic       optional: matches by context, not vendor format (see Rule)
+    description   what it is and how to rotate it
+    examples      match: [text | {text, secret, noise}], no_match: [text]; at least
+                  two of each; the tests run every one through the engine
+
+Path rule fields (``paths:``): id, title, severity, category (default
+"sensitive-file"), globs, exclude, description, examples (match/no_match paths).
 """
 
 from __future__ import annotations

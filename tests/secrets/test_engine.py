@@ -317,3 +317,15 @@ def test_prefilter_backends_agree() -> None:
 def test_unknown_prefilter_backend() -> None:
     with pytest.raises(ValueError, match="unknown prefilter"):
         KeywordPrefilter(["abc"], backend="regex")
+
+
+def test_both_prefilter_backends_find_the_same_secrets() -> None:
+    examples = [e.text for r in SIGS.rules for e in r.examples_match]
+    examples += [t for r in SIGS.rules for t in r.examples_no_match]
+    data = "\n".join(examples).encode()
+    py_engine = SecretEngine(SIGS, prefilter="pyahocorasick")
+    expected = py_engine.scan(data)
+    assert len(expected) > len(SIGS.rules)
+    assert ENGINE.scan(data) == expected
+    streamed = py_engine.scan_stream(io.BytesIO(data), window=WINDOW, overlap=OVERLAP)
+    assert list(streamed) == expected

@@ -1,0 +1,270 @@
+"""Click commands beyond ``scan``: ``diff``, ``fly``, ``timeline`` (one module each).
+
+``scanner.cli`` registers them (``main.add_command(...)``). This module holds the
+options they share, so every command spells them the same way, and the small helpers
+that turn option values into :class:`ScanOptions` and a :class:`Gate`. Nothing here
+imports :mod:`scanner.cli` (it imports these modules).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from scanner.errors import LayerleakError
+from scanner.findings import Category, Severity
+from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE, Gate
+from scanner.image import Platform
+from scanner.scan import Scanner, ScanOptions
+from scanner.sources.interface import SourceOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SEVERITIES = [s.label for s in Severity]
+CATEGORIES = [c.value for c in Category]
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(f: F) -> F:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+def gate_options(f: F) -> F:
+    """``--fail-on``, ``--fail-on-category``, ``--exit-zero`` (for every command)."""
+    return _stack(
+        click.option(
+            "--fail-on",
+            type=click.Choice(SEVERITIES, case_sensitive=False),
+            default="high",
+            show_default=True,
+            help="Exit 1 when a finding has at least this severity.",
+        ),
+        click.option(
+            "--fail-on-category",
+            "fail_on_category",
+            multiple=True,
+            metavar="CATEGORY[,CATEGORY...]",
+            help="Only findings in these categories fail the run "
+            f"({', '.join(CATEGORIES)}; repeatable or comma-separated). Default: all.",
+        ),
+        click.option(
+            "--exit-zero",
+            is_flag=True,
+            help="Exit 0 even when findings reach --fail-on (an incomplete scan still exits 3).",
+        ),
+    )(f)
+
+
+def scan_options(f: F) -> F:
+    """What changes how images are read and scanned (same meaning as for ``scan``)."""
+    return _stack(
+        click.option(
+            "--platform",
+            "platform_values",
+            multiple=True,
+            metavar="OS/ARCH[/VARIANT]",
+            help="Scan only these platforms of an index (repeatable or comma-separated). "
+            "Default: every platform.",
+        ),
+        click.option(
+            "--reveal", is_flag=True, help="Show secrets in full (forensic use). Default: redacted."
+        ),
+        click.option(
+            "--rules",
+            "rule_files",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Extra signature file(s) in the built-in schema (repeatable).",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="Reach registries over plain HTTP (always done for localhost and 127.0.0.0/8).",
+        ),
+        click.option(
+            "--username",
+            metavar="USER",
+            help="Registry user name (with --password-stdin). Default: Docker config, "
+            "FLY_API_TOKEN for registry.fly.io.",
+        ),
+        click.option(
+            "--password-stdin",
+            is_flag=True,
+            help="Read the registry password or token from standard input.",
+        ),
+        click.option(
+            "-j",
+            "--jobs",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Worker processes for layers (0: one per core).",
+        ),
+        click.option(
+            "--no-cache",
+            "no_cache",
+            is_flag=True,
+            help="Do not read or write the layer cache.",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            envvar="LAYERLEAK_CACHE_DIR",
+            help="Layer cache directory (env LAYERLEAK_CACHE_DIR). "
+            "Default: the user cache directory.",
+        ),
+    )(f)
+
+
+def output_options(formats: Sequence[str]) -> Callable[[F], F]:
+    """``--format``, ``-o/--output``, ``-q/--quiet``."""
+    return _stack(
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(formats)),
+            default=None,
+            help="Output format. Default: table on a terminal, json otherwise.",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the report to this file instead of standard output.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No summary line on standard error."),
+    )
+
+
+def parse_platforms(values: Sequence[str]) -> tuple[Platform, ...]:
+    result = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    result.append(Platform.parse(part))
+                except ValueError as exc:
+                    raise click.BadParameter(str(exc), param_hint="--platform") from None
+    return tuple(result)
+
+
+def make_gate(fail_on: str, fail_on_category: Sequence[str], exit_zero: bool) -> Gate:
+    try:
+        return Gate.from_cli(fail_on, fail_on_category, exit_zero)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on-category") from None
+
+
+def read_password(password_stdin: bool, username: str | None) -> str | None:
+    if not password_stdin:
+        if username is not None:
+            raise click.BadParameter(
+                "--username needs --password-stdin (the password is read from standard input)",
+                param_hint="--username",
+            )
+        return None
+    if username is None:
+        raise click.BadParameter("--password-stdin needs --username", param_hint="--username")
+    password = sys.stdin.read().strip()
+    if not password:
+        raise click.BadParameter("nothing on standard input", param_hint="--password-stdin")
+    return password
+
+
+def build_scan_options(
+    *,
+    platform_values: Sequence[str] = (),
+    reveal: bool = False,
+    rule_files: Sequence[Path] = (),
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    fail_on: Severity = Severity.HIGH,
+    dockerfile: Path | None = None,
+    jobs: int = 0,
+    no_cache: bool = False,
+    cache_dir: Path | None = None,
+) -> ScanOptions:
+    return ScanOptions(
+        source=SourceOptions(
+            platforms=parse_platforms(platform_values),
+            insecure=insecure,
+            username=username,
+            password=password,
+        ),
+        reveal=reveal,
+        fail_on=fail_on,
+        dockerfile=dockerfile,
+        rules=tuple(rule_files),
+        jobs=jobs,
+        use_cache=not no_cache,
+        cache_dir=cache_dir,
+    )
+
+
+SCAN_ARGS = (
+    "platform_values",
+    "reveal",
+    "rule_files",
+    "insecure",
+    "username",
+    "password_stdin",
+    "jobs",
+    "no_cache",
+    "cache_dir",
+)
+
+
+def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
+    """ScanOptions from the values of :func:`scan_options` (reads --password-stdin)."""
+    username = args.get("username")
+    return build_scan_options(
+        platform_values=args.get("platform_values", ()),
+        reveal=bool(args.get("reveal")),
+        rule_files=args.get("rule_files", ()),
+        insecure=bool(args.get("insecure")),
+        username=username,
+        password=read_password(bool(args.get("password_stdin")), username),
+        fail_on=fail_on,
+        jobs=int(args.get("jobs") or 0),
+        no_cache=bool(args.get("no_cache")),
+        cache_dir=args.get("cache_dir"),
+    )
+
+
+def make_scanner(options: ScanOptions) -> Scanner:
+    """A Scanner, or exit 2 with the reason (bad rule file, unreadable Dockerfile)."""
+    try:
+        return Scanner(options)
+    except LayerleakError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"layerleak: error: {message}", err=True)
+    sys.exit(code)
+
+
+def pick_format(fmt: str | None, output: Path | None) -> tuple[str, bool]:
+    """(format, color): table with color on a terminal, json otherwise."""
+    to_terminal = output is None and sys.stdout.isatty()
+    return fmt or ("table" if to_terminal else "json"), to_terminal
+
+
+def emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INCOMPLETE)

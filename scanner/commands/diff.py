@@ -1,0 +1,69 @@
+"""``layerleak diff OLD NEW``: what the new release adds, fixes and keeps."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scanner.commands import (
+    emit,
+    gate_options,
+    make_gate,
+    make_scanner,
+    options_from_cli,
+    output_options,
+    pick_format,
+    scan_options,
+)
+from scanner.diff import DIFF_FORMATS, diff_reports, render, summary_line
+from scanner.results import Report
+
+EPILOG = """\b
+Exit codes: 0 nothing new at or above --fail-on; 1 a NEW finding reaches it (findings
+already in OLD never fail a diff); 2 usage error; 3 either image could not be fully
+scanned (not hidden by --exit-zero).
+"""
+
+
+@click.command("diff", epilog=EPILOG)
+@click.argument("old")
+@click.argument("new")
+@scan_options
+@gate_options
+@output_options(DIFF_FORMATS)
+def diff_command(
+    old: str,
+    new: str,
+    fail_on: str,
+    fail_on_category: tuple[str, ...],
+    exit_zero: bool,
+    fmt: str | None,
+    output: Path | None,
+    quiet: bool,
+    **scan_args: Any,
+) -> None:
+    """Compare two images: findings new in NEW, fixed since OLD, and unchanged.
+
+    OLD and NEW are anything `scan` accepts (registry references, oci:PATH,
+    docker-archive:PATH...). Findings are matched by fingerprint, so a rebuild that
+    moves a file to another layer is not "new". Layers the two images share are
+    scanned once.
+    """
+    gate = make_gate(fail_on, fail_on_category, exit_zero)
+    options = options_from_cli(scan_args, gate.fail_on)
+    reveal = options.reveal
+    with make_scanner(options) as scanner:
+        old_report = Report([scanner.scan(old)], fail_on=gate.fail_on, reveal=reveal)
+        new_report = Report([scanner.scan(new)], fail_on=gate.fail_on, reveal=reveal)
+    diff = diff_reports(old_report, new_report)
+    name, color = pick_format(fmt, output)
+    emit(render(diff, name, gate, color), output)
+    for label, report in (("OLD", old_report), ("NEW", new_report)):
+        for problem in report.problems:
+            click.echo(f"layerleak: error: {label} {problem.image}: {problem.message}", err=True)
+    if not quiet:
+        click.echo(summary_line(diff, gate), err=True)
+    sys.exit(diff.exit_code(gate))

@@ -1,0 +1,131 @@
+"""``layerleak fly APP``: scan every image an app's Fly Machines run, once each."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scanner.commands import (
+    emit,
+    fail,
+    gate_options,
+    make_gate,
+    make_scanner,
+    options_from_cli,
+    output_options,
+    pick_format,
+    scan_options,
+)
+from scanner.fly import FLY_FORMATS, is_fly_registry, render, scan_app, summary_line
+from scanner.fly.machines import (
+    API_URL_ENV,
+    DEFAULT_API_URL,
+    TOKEN_ENV,
+    DeployedImage,
+    FlyError,
+    FlyUsageError,
+    MachinesClient,
+)
+from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
+from scanner.results import ImageResult
+from scanner.scan import Scanner
+
+FLY_REGISTRY_USER = "x"
+
+EPILOG = """\b
+Exit codes: 0 nothing at or above --fail-on; 1 a deployed image has a finding that
+reaches it; 2 usage error (no token, bad --api-url); 3 incomplete: the Machines API
+refused or failed (401/403, unknown app, no Machines, rate limited) or an image could
+not be fully scanned.
+"""
+
+
+@click.command("fly", epilog=EPILOG)
+@click.argument("app")
+@click.option(
+    "--token",
+    envvar=list(TOKEN_ENV),
+    metavar="TOKEN",
+    help="Fly API token (default: $FLY_API_TOKEN). One printed by `fly tokens create` "
+    "(`FlyV1 ...`) is sent as it is. Also used to pull from registry.fly.io, never "
+    "sent to other registries.",
+)
+@click.option(
+    "--api-url",
+    envvar=list(API_URL_ENV),
+    default=DEFAULT_API_URL,
+    show_default=True,
+    metavar="URL",
+    help="Machines API base URL (env: LAYERLEAK_FLY_API_URL or FLY_API_URL).",
+)
+@scan_options
+@gate_options
+@output_options(FLY_FORMATS)
+def fly_command(
+    app: str,
+    token: str | None,
+    api_url: str,
+    fail_on: str,
+    fail_on_category: tuple[str, ...],
+    exit_zero: bool,
+    fmt: str | None,
+    output: Path | None,
+    quiet: bool,
+    **scan_args: Any,
+) -> None:
+    """Scan what the Fly.io app APP runs now, from the Machines API.
+
+    Each Machine's image comes from its `image_ref` (or `config.image`); images are
+    deduplicated by digest and each is scanned once from its registry. The report
+    says, per image, which Machines, process groups and regions run it.
+    """
+    gate = make_gate(fail_on, fail_on_category, exit_zero)
+    options = options_from_cli(scan_args, gate.fail_on)
+    try:
+        client = MachinesClient(
+            token, api_url, notify=None if quiet else lambda m: click.echo(m, err=True)
+        )
+    except FlyUsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+    scanners: dict[str, Scanner] = {}  # made on first use: not at all when the API fails
+
+    def scanner_for(image: DeployedImage) -> Scanner:
+        fly = bool(token) and options.source.username is None and is_fly_registry(image)
+        key = "fly" if fly else "default"
+        if key not in scanners:
+            if "default" not in scanners:
+                scanners["default"] = make_scanner(options)
+            if fly and token:
+                # registry.fly.io takes user "x" and the Fly token; no other registry sees it.
+                source = replace(options.source, username=FLY_REGISTRY_USER, password=token.strip())
+                scanners["fly"] = Scanner(
+                    replace(options, source=source), detection=scanners["default"].detection
+                )
+        return scanners[key]
+
+    def scan_one(image: DeployedImage) -> ImageResult:
+        if not quiet:
+            click.echo(f"layerleak fly: scanning {image.display}", err=True)
+        return scanner_for(image).scan(image.ref)
+
+    try:
+        result = scan_app(app, client, scan_one, fail_on=gate.fail_on, reveal=options.reveal)
+    except FlyUsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except FlyError as exc:
+        fail(str(exc), EXIT_INCOMPLETE)
+    finally:
+        client.close()
+        for scanner in scanners.values():
+            scanner.close()
+    name, color = pick_format(fmt, output)
+    emit(render(result, name, color), output)
+    for problem in result.report.problems:
+        click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
+    if not quiet:
+        click.echo(summary_line(result), err=True)
+    sys.exit(gate.fly_exit_code(result.report))

@@ -1,0 +1,564 @@
+"""Exposure window: since which release, and until which, did each finding ship?
+
+``layerleak timeline REPOSITORY`` lists the repository's tags through the registry API
+(``GET /v2/<name>/tags/list``, following ``Link: <...>; rel="next"`` pages), keeps the
+ones that match ``--match`` (shell globs such as ``deployment-*``), orders the releases
+by the image's creation time (config ``created``; the tag name breaks ties and orders
+releases without one), scans each (tags that point at the same image are scanned
+once, and layers releases share are scanned once), and reports, for every finding
+fingerprint, the first and the last release that contained it and whether the newest
+release still does. That is what a responder needs to decide what to rotate and since
+when a secret was exposed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+from scanner.errors import LayerleakError, RegistryError, UsageError
+from scanner.findings import Finding, Severity
+from scanner.gate import Gate
+from scanner.image import Image
+from scanner.report.interface import tool_info
+from scanner.results import ImageResult, ScanProblem
+
+TIMELINE_SCHEMA_VERSION = 1
+PAGE_SIZE = 100
+MAX_PAGES = 1000  # 100,000 tags: a registry that keeps paging past that is broken
+
+
+@dataclass(frozen=True)
+class Release:
+    tag: str
+    ref: str  # what is scanned: name:tag@digest when the digest is known
+    digest: str | None = None  # of the root manifest or index
+    created: str | None = None  # config "created", as written
+    aliases: tuple[str, ...] = ()  # other matching tags of the same image
+
+    @property
+    def created_at(self) -> datetime | None:
+        return parse_time(self.created)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "aliases": list(self.aliases),
+            "ref": self.ref,
+            "digest": self.digest,
+            "created": self.created,
+        }
+
+
+@dataclass
+class ReleaseScan:
+    release: Release
+    result: ImageResult
+
+    @property
+    def complete(self) -> bool:
+        return not self.result.problems
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One fingerprint across the releases."""
+
+    fingerprint: str
+    finding: Finding  # as seen in the last release that contained it
+    releases: tuple[int, ...]  # indexes into Timeline.releases (oldest first)
+
+    @property
+    def first(self) -> int:
+        return self.releases[0]
+
+    @property
+    def last(self) -> int:
+        return self.releases[-1]
+
+    @property
+    def continuous(self) -> bool:
+        return self.releases == tuple(range(self.first, self.last + 1))
+
+
+@dataclass
+class Timeline:
+    repository: str
+    patterns: tuple[str, ...]
+    releases: list[ReleaseScan]
+    exposures: list[Exposure] = field(default_factory=list)
+    problems: list[ScanProblem] = field(default_factory=list)  # listing and resolving
+    skipped: list[str] = field(default_factory=list)  # tags not matching --match
+    reveal: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems and all(r.complete for r in self.releases)
+
+    @property
+    def newest(self) -> ReleaseScan | None:
+        return self.releases[-1] if self.releases else None
+
+    def in_newest(self, exposure: Exposure) -> bool:
+        return bool(self.releases) and exposure.last == len(self.releases) - 1
+
+    def removed_in(self, exposure: Exposure) -> ReleaseScan | None:
+        """The first release after the last one that contained it."""
+        if self.in_newest(exposure):
+            return None
+        return self.releases[exposure.last + 1]
+
+    def uncertain(self, exposure: Exposure) -> bool:
+        """An incomplete scan next to or inside the window: first/last may be off."""
+        lo, hi = max(exposure.first - 1, 0), min(exposure.last + 1, len(self.releases) - 1)
+        return any(not self.releases[i].complete for i in range(lo, hi + 1))
+
+    @property
+    def newest_findings(self) -> list[Finding]:
+        newest = self.newest
+        return list(newest.result.findings) if newest else []
+
+    def exit_code(self, gate: Gate) -> int:
+        return gate.timeline_exit_code(self.newest_findings, self.complete)
+
+    def all_problems(self) -> list[ScanProblem]:
+        return [*self.problems, *(p for r in self.releases for p in r.result.problems)]
+
+
+# --- time -------------------------------------------------------------------------------
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """RFC 3339 as image configs write it (``Z``, up to nanoseconds) -> aware datetime."""
+    if not text:
+        return None
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    date, sep, rest = value.partition(".")
+    if sep:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        value = f"{date}.{(rest[:digits] + '000000')[:6]}{rest[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# --- tags ---------------------------------------------------------------------------------
+
+
+def list_tags(client: Any, repository: str, page_size: int = PAGE_SIZE) -> list[str]:
+    """Every tag of ``repository``, following ``Link`` pagination.
+
+    ``client`` is a :class:`scanner.registry.client.RegistryClient`; its ``request``
+    authenticates (Basic or a Bearer token scoped to the repository) and retries.
+    """
+    base = client.endpoint.base_url
+    url: str | None = f"{base}/v2/{repository}/tags/list?n={page_size}"
+    tags: list[str] = []
+    seen_urls: set[str] = set()
+    pages = 0
+    while url:
+        if url in seen_urls or pages >= MAX_PAGES:
+            raise RegistryError(
+                f"{client.endpoint.registry}/{repository}: the tag list keeps paging "
+                f"({pages} pages); giving up"
+            )
+        seen_urls.add(url)
+        pages += 1
+
+        def read(resp: requests.Response) -> tuple[Any, str | None]:
+            try:
+                body = resp.json()
+            except ValueError:
+                raise RegistryError(
+                    f"{client.endpoint.registry}/{repository}: the tag list is not JSON"
+                ) from None
+            return body, resp.headers.get("Link")
+
+        body, link = client.request(
+            "GET",
+            url,
+            headers={"Accept": "application/json"},
+            repository=repository,
+            what="tag list",
+            consume=read,
+        )
+        page = body.get("tags") if isinstance(body, dict) else None
+        if page is None:
+            page = []
+        if not isinstance(page, list):
+            raise RegistryError(
+                f"{client.endpoint.registry}/{repository}: unexpected tag list shape"
+            )
+        tags += [t for t in page if isinstance(t, str) and t not in tags]
+        url = next_link(link, url)
+    return tags
+
+
+def next_link(header: str | None, current: str) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, resolved against ``current``."""
+    if not header:
+        return None
+    for part in header.split(","):
+        target, _, params = part.partition(";")
+        target = target.strip()
+        if not (target.startswith("<") and target.endswith(">")):
+            continue
+        rels = [
+            p.split("=", 1)[1].strip().strip('"').lower()
+            for p in params.split(";")
+            if p.strip().lower().startswith("rel=")
+        ]
+        if any("next" in r.split() for r in rels):
+            return urljoin(current, target[1:-1])
+    return None
+
+
+def match_tags(tags: Iterable[str], patterns: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(matching, skipped) for shell-glob ``patterns`` (case-sensitive); no patterns: all."""
+    matching: list[str] = []
+    skipped: list[str] = []
+    for tag in tags:
+        if not patterns or any(fnmatch.fnmatchcase(tag, p) for p in patterns):
+            matching.append(tag)
+        else:
+            skipped.append(tag)
+    return matching, skipped
+
+
+# --- releases ---------------------------------------------------------------------------
+
+
+def image_created(image: Image) -> str | None:
+    """The newest ``created`` of the image's platforms (they are normally equal)."""
+    best: tuple[datetime, str] | None = None
+    for platform in image.platforms:
+        text = platform.config.get("created")
+        when = parse_time(text) if isinstance(text, str) else None
+        if when is not None and isinstance(text, str) and (best is None or when > best[0]):
+            best = (when, text)
+    return best[1] if best else None
+
+
+def image_digest(image: Image) -> str | None:
+    if image.index_digest:
+        return image.index_digest
+    if len(image.platforms) == 1:
+        return image.platforms[0].manifest_digest
+    return None
+
+
+def order_releases(releases: Iterable[Release]) -> list[Release]:
+    """Oldest first by creation time; the tag (ULIDs sort by time) breaks ties and
+    orders releases without a creation time, which come first (unknown is not newest)."""
+    far_past = datetime.min.replace(tzinfo=UTC)
+    return sorted(releases, key=lambda r: (r.created_at or far_past, r.tag))
+
+
+def merge_aliases(releases: Iterable[Release]) -> list[Release]:
+    """Tags of the same image become one release (named by the first tag, in tag order)."""
+    by_digest: dict[str, list[Release]] = {}
+    single: list[Release] = []
+    for r in releases:
+        if r.digest:
+            by_digest.setdefault(r.digest, []).append(r)
+        else:
+            single.append(r)
+    merged = []
+    for group in by_digest.values():
+        group.sort(key=lambda r: r.tag)
+        first = group[0]
+        merged.append(
+            Release(
+                first.tag,
+                first.ref,
+                first.digest,
+                first.created,
+                tuple(r.tag for r in group[1:]),
+            )
+        )
+    return merged + single
+
+
+# --- exposures --------------------------------------------------------------------------
+
+
+def exposures(scans: Sequence[ReleaseScan]) -> list[Exposure]:
+    """Per fingerprint: the releases (indexes) that contain it; most severe first."""
+    where: dict[str, list[int]] = {}
+    latest: dict[str, Finding] = {}
+    for i, scan in enumerate(scans):
+        for f in scan.result.findings:
+            fp = f.fingerprint
+            found = where.setdefault(fp, [])
+            if not found or found[-1] != i:
+                found.append(i)
+                latest[fp] = f  # first occurrence in a newer release
+            elif f.severity > latest[fp].severity:
+                latest[fp] = f
+    result = [Exposure(fp, latest[fp], tuple(idx)) for fp, idx in where.items()]
+    result.sort(key=lambda e: (-e.finding.severity, e.first, e.finding.rule_id, e.fingerprint))
+    return result
+
+
+# --- the run ----------------------------------------------------------------------------
+
+LoadImage = Callable[[str], Image]
+ScanRef = Callable[[str], ImageResult]
+
+
+def build_timeline(
+    repository: str,
+    tags: Sequence[str],
+    patterns: Sequence[str],
+    load: LoadImage,
+    scan: ScanRef,
+    *,
+    reveal: bool = False,
+    last: int | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Timeline:
+    """Resolve, order and scan the matching tags of ``repository`` (``host/name``).
+
+    ``load(ref)`` reads an image's manifests and configs (for its digest and creation
+    time); ``scan(ref)`` scans it. A tag that cannot be loaded is a problem in the
+    timeline, and makes it incomplete. ``last``: scan only the newest N releases.
+    """
+    matching, skipped = match_tags(tags, patterns)
+    problems: list[ScanProblem] = []
+    releases: list[Release] = []
+    for tag in matching:
+        ref = f"{repository}:{tag}"
+        try:
+            image = load(ref)
+        except LayerleakError as exc:
+            problems.append(ScanProblem(ref, None, None, str(exc)))
+            continue
+        digest = image_digest(image)
+        scan_ref = f"{ref}@{digest}" if digest else ref
+        releases.append(Release(tag, scan_ref, digest, image_created(image)))
+        for message in image.problems:
+            problems.append(ScanProblem(ref, None, None, message))
+    ordered = order_releases(merge_aliases(releases))
+    if last is not None and last > 0:
+        ordered = ordered[-last:]
+    scans: list[ReleaseScan] = []
+    for n, release in enumerate(ordered, 1):
+        if notify:
+            notify(f"layerleak timeline: scanning {release.tag} ({n}/{len(ordered)})")
+        scans.append(ReleaseScan(release, scan(release.ref)))
+    return Timeline(
+        repository=repository,
+        patterns=tuple(patterns),
+        releases=scans,
+        exposures=exposures(scans),
+        problems=problems,
+        skipped=skipped,
+        reveal=reveal,
+    )
+
+
+def repository_name(text: str) -> str:
+    """``HOST/NAME`` from what the user typed (a tag or digest is refused)."""
+    from scanner.reference import parse_reference
+
+    ref = parse_reference(text)
+    if "@" in text or ":" in text.rsplit("/", 1)[-1]:
+        raise UsageError(
+            f"{text!r}: give a repository without tag or digest (e.g. registry.fly.io/APP); "
+            "use --match to pick tags"
+        )
+    return ref.name
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def _counts(findings: Iterable[Finding]) -> dict[str, int]:
+    counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
+    for f in findings:
+        counts[f.severity.label] += 1
+    return counts
+
+
+def _where(f: Finding) -> str:
+    loc = f.location
+    text = loc.display_path() or loc.field or loc.kind.value
+    if loc.line:
+        text += f":{loc.line}"
+    return text
+
+
+def exposure_dict(timeline: Timeline, e: Exposure) -> dict[str, Any]:
+    first = timeline.releases[e.first].release
+    last = timeline.releases[e.last].release
+    removed = timeline.removed_in(e)
+    return {
+        "fingerprint": e.fingerprint,
+        "rule_id": e.finding.rule_id,
+        "title": e.finding.title,
+        "severity": e.finding.severity.label,
+        "category": e.finding.category.value,
+        "where": _where(e.finding),
+        "match": e.finding.match,
+        "first_release": first.tag,
+        "first_created": first.created,
+        "last_release": last.tag,
+        "last_created": last.created,
+        "in_newest": timeline.in_newest(e),
+        "removed_in": removed.release.tag if removed else None,
+        "removed_created": removed.release.created if removed else None,
+        "releases": [timeline.releases[i].release.tag for i in e.releases],
+        "continuous": e.continuous,
+        "uncertain": timeline.uncertain(e),
+        "finding": e.finding.to_dict(reveal=timeline.reveal),
+    }
+
+
+def render_json(timeline: Timeline, gate: Gate) -> str:
+    doc = {
+        "schema_version": TIMELINE_SCHEMA_VERSION,
+        "tool": tool_info(),
+        "repository": timeline.repository,
+        "match": list(timeline.patterns),
+        "fail_on": gate.fail_on.label,
+        "complete": timeline.complete,
+        "newest": timeline.newest.release.tag if timeline.newest else None,
+        "releases": [
+            {
+                **r.release.to_dict(),
+                "findings": _counts(r.result.findings),
+                "complete": r.complete,
+                "problems": [p.to_dict() for p in r.result.problems],
+            }
+            for r in timeline.releases
+        ],
+        "exposures": [exposure_dict(timeline, e) for e in timeline.exposures],
+        "problems": [p.to_dict() for p in timeline.problems],
+        "skipped_tags": timeline.skipped,
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def render_table(timeline: Timeline, gate: Gate, color: bool = False) -> str:
+    import click
+
+    def style(text: str, **kw: Any) -> str:
+        return click.style(text, **kw) if color else text
+
+    match = f" matching {', '.join(timeline.patterns)}" if timeline.patterns else ""
+    lines = [
+        style(f"Timeline of {timeline.repository}", bold=True)
+        + f": {len(timeline.releases)} release(s){match}, oldest first"
+    ]
+    for n, r in enumerate(timeline.releases, 1):
+        counts = ", ".join(f"{v} {k}" for k, v in _counts(r.result.findings).items() if v)
+        alias = f" (= {', '.join(r.release.aliases)})" if r.release.aliases else ""
+        state = "" if r.complete else style("  [incomplete]", fg="red")
+        lines.append(
+            f"  {n:>3}  {r.release.tag}{alias}  {r.release.created or '(no creation time)'}  "
+            f"{counts or 'no findings'}{state}"
+        )
+    lines.append("")
+    lines.append(style(f"Exposures ({len(timeline.exposures)})", bold=True))
+    for e in timeline.exposures:
+        d = exposure_dict(timeline, e)
+        evidence = e.finding.secret if (timeline.reveal and e.finding.secret) else e.finding.match
+        now = (
+            style("STILL IN NEWEST", fg="red", bold=True)
+            if d["in_newest"]
+            else f"removed in {d['removed_in']}"
+        )
+        gaps = "" if e.continuous else f" (in {len(e.releases)} releases, with gaps)"
+        unsure = " (uncertain: a neighbouring scan is incomplete)" if d["uncertain"] else ""
+        lines.append(
+            f"  {e.finding.severity.label.upper():<8} {e.finding.rule_id:<28} {d['where']}  "
+            f"{evidence}"
+        )
+        lines.append(
+            f"           first {d['first_release']} ({d['first_created'] or '?'}), "
+            f"last {d['last_release']} ({d['last_created'] or '?'}); {now}{gaps}{unsure}"
+        )
+    for p in timeline.all_problems():
+        lines.append(style("  ERROR ", fg="red", bold=True) + f"{p.image}: {p.message}")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(timeline: Timeline, gate: Gate) -> str:
+    from scanner.report.markdown import code, escape, severity_cell
+
+    out = [
+        f"## layerleak timeline {escape(timeline.repository)}",
+        "",
+        f"{len(timeline.releases)} release(s)"
+        + (
+            f" matching {', '.join(code(p, table=False) for p in timeline.patterns)}"
+            if timeline.patterns
+            else ""
+        )
+        + (", scan **incomplete**" if not timeline.complete else ""),
+        "",
+        "| # | Release | Created | Findings |",
+        "| ---: | --- | --- | --- |",
+    ]
+    for n, r in enumerate(timeline.releases, 1):
+        counts = ", ".join(f"{v} {k}" for k, v in _counts(r.result.findings).items() if v)
+        out.append(
+            f"| {n} | {code(r.release.tag)} | {escape(r.release.created or '?')} | "
+            f"{counts or 'none'}{'' if r.complete else ' (incomplete)'} |"
+        )
+    out += [
+        "",
+        "### Exposures",
+        "",
+        "| Severity | Rule | Location | First release | Last release | In newest |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for e in timeline.exposures:
+        d = exposure_dict(timeline, e)
+        newest = "**yes**" if d["in_newest"] else f"no (removed in {code(d['removed_in'])})"
+        out.append(
+            f"| {severity_cell(e.finding.severity)} | {code(e.finding.rule_id)} | "
+            f"{code(d['where'], 100)} | {code(d['first_release'])} "
+            f"{escape(d['first_created'] or '')} | {code(d['last_release'])} "
+            f"{escape(d['last_created'] or '')} | {newest} |"
+        )
+    problems = timeline.all_problems()
+    if problems:
+        out += ["", "### ⚠️ Errors", ""]
+        out += [f"- {escape(p.image)}: {escape(p.message)}" for p in problems]
+    return "\n".join(out) + "\n"
+
+
+TIMELINE_FORMATS = ("table", "json", "markdown")
+
+
+def render(timeline: Timeline, fmt: str, gate: Gate, color: bool = False) -> str:
+    if fmt == "table":
+        return render_table(timeline, gate, color)
+    if fmt == "json":
+        return render_json(timeline, gate)
+    if fmt == "markdown":
+        return render_markdown(timeline, gate)
+    raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(TIMELINE_FORMATS)})")
+
+
+def summary_line(timeline: Timeline, gate: Gate) -> str:
+    still = [e for e in timeline.exposures if timeline.in_newest(e)]
+    state = "complete" if timeline.complete else "INCOMPLETE"
+    return (
+        f"layerleak timeline {timeline.repository}: {len(timeline.releases)} release(s); "
+        f"{len(timeline.exposures)} finding fingerprint(s), {len(still)} still in the newest; "
+        f"gating {len(gate.failing(timeline.newest_findings))} ({gate.describe()}); "
+        f"errors={len(timeline.all_problems())} ({state})"
+    )

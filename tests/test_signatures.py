@@ -1,0 +1,291 @@
+"""The signature set: every rule against its own examples, and the loader's checks."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from scanner.errors import SignatureError
+from scanner.findings import Category, Severity
+from scanner.secrets.engine import SecretEngine
+from scanner.signatures import BUILTIN_DIR, PathRule, Rule, SignatureSet, load_file
+
+BUILTIN = SignatureSet.builtin()
+ENGINE = SecretEngine(BUILTIN)
+
+MATCH_CASES = [
+    pytest.param(rule, i, id=f"{rule.id}-{i}")
+    for rule in BUILTIN.rules
+    for i in range(len(rule.examples_match))
+]
+NO_MATCH_CASES = [
+    pytest.param(rule, i, id=f"{rule.id}-{i}")
+    for rule in BUILTIN.rules
+    for i in range(len(rule.examples_no_match))
+]
+PATH_MATCH = [
+    pytest.param(rule, path, id=f"{rule.id}:{path}")
+    for rule in BUILTIN.path_rules
+    for path in rule.examples_match
+]
+PATH_NO_MATCH = [
+    pytest.param(rule, path, id=f"{rule.id}:{path}")
+    for rule in BUILTIN.path_rules
+    for path in rule.examples_no_match
+]
+
+
+@pytest.mark.parametrize(("rule", "index"), MATCH_CASES)
+def test_rule_matches_its_examples(rule: Rule, index: int) -> None:
+    example = rule.examples_match[index]
+    matches = [m for m in ENGINE.scan(example.text.encode()) if m.rule.id == rule.id]
+    assert matches, f"{rule.id} did not match {example.text!r}"
+    if example.secret is not None:
+        assert example.secret in [m.secret for m in matches]
+        matches = [m for m in matches if m.secret == example.secret]
+    assert matches[0].noise == example.noise
+
+
+@pytest.mark.parametrize(("rule", "index"), NO_MATCH_CASES)
+def test_rule_ignores_its_counter_examples(rule: Rule, index: int) -> None:
+    text = rule.examples_no_match[index]
+    assert [m for m in ENGINE.scan(text.encode()) if m.rule.id == rule.id] == []
+
+
+@pytest.mark.parametrize(("rule", "path"), PATH_MATCH)
+def test_path_rule_matches_its_examples(rule: PathRule, path: str) -> None:
+    assert rule in BUILTIN.match_path(path)
+    assert rule in BUILTIN.match_path("/" + path)
+
+
+@pytest.mark.parametrize(("rule", "path"), PATH_NO_MATCH)
+def test_path_rule_ignores_its_counter_examples(rule: PathRule, path: str) -> None:
+    assert rule not in BUILTIN.match_path(path)
+
+
+def test_builtin_set_is_large_and_well_formed() -> None:
+    assert len(BUILTIN.rules) >= 85
+    ids = [r.id for r in BUILTIN.rules] + [p.id for p in BUILTIN.path_rules]
+    assert len(ids) == len(set(ids))
+    for rule in BUILTIN.rules:
+        assert rule.description, rule.id
+        assert rule.keywords == tuple(k.lower() for k in rule.keywords)
+        assert rule.category is Category.SECRET
+        assert Path(rule.source).parent == BUILTIN_DIR
+    assert all(p.category is Category.SENSITIVE_FILE for p in BUILTIN.path_rules)
+
+
+def test_fly_tokens_are_covered() -> None:
+    ids = {r.id for r in BUILTIN.rules if r.detector == "FlyIO"}
+    assert {"flyio-api-token", "flyio-macaroon", "flyio-org-token"} <= ids
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("app/.env", "env-file"),
+        (".env.production", "env-file"),
+        ("root/.ssh/id_ed25519", "ssh-private-key-file"),
+        ("root/.docker/config.json", "docker-config"),
+        ("root/.kube/config", "kubeconfig"),
+        ("root/.bash_history", "shell-history"),
+        ("infra/prod.tfstate", "terraform-state"),
+        ("srv/.git/config", "git-directory"),
+        ("etc/nginx/server.key", "private-key-file"),
+    ],
+)
+def test_sensitive_paths(path: str, expected: str) -> None:
+    assert expected in [r.id for r in BUILTIN.match_path(path)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "root/.ssh/authorized_keys",
+        "app/.env.example",
+        "etc/ssl/certs/ca-certificates.crt",
+        "etc/ssl/certs/DigiCert_Global_Root_CA.pem",
+        "usr/lib/python3.11/os.py",
+    ],
+)
+def test_not_sensitive_paths(path: str) -> None:
+    assert BUILTIN.match_path(path) == []
+
+
+def test_glob_semantics() -> None:
+    rule = PathRule(
+        id="t",
+        title="t",
+        severity=Severity.LOW,
+        category=Category.SENSITIVE_FILE,
+        globs=("**/.aws/credentials", "*.key", "data/*/x?.txt", "secrets/**", "[ab]c"),
+        description="",
+        examples_match=(),
+        examples_no_match=(),
+        exclude=("**/test/**",),
+    )
+    assert rule.matches(".aws/credentials")
+    assert rule.matches("/root/.aws/credentials")
+    assert rule.matches("a/b/c/.aws/credentials")
+    assert not rule.matches("root/aws/credentials")
+    assert rule.matches("deep/dir/server.key")  # no slash: basename
+    assert rule.matches("data/one/x1.txt")
+    assert not rule.matches("data/one/two/x1.txt")  # * stops at a slash
+    assert rule.matches("secrets/a/b/c")
+    assert rule.matches("dir/ac") and rule.matches("bc") and not rule.matches("cc")
+    assert not rule.matches("pkg/test/fixtures/server.key")
+
+
+# -- loader errors ---------------------------------------------------------------------
+
+GOOD_RULE = """\
+- id: acme-token
+  detector: Acme
+  title: Acme token
+  severity: high
+  keywords: [acme_]
+  regex: 'acme_[a-z0-9]{10}'
+  description: test rule
+  examples:
+    match: ['acme_k3j9x0q2lm', {text: 'X=acme_p9z8y7x6w5', secret: acme_p9z8y7x6w5}]
+    no_match: ['acme_short', 'nothing here']
+"""
+
+
+def write_rules(tmp_path: Path, body: str, name: str = "user.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text("rules:\n" + textwrap.indent(body, "  "))
+    return path
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(SignatureError) as info:
+        SignatureSet.load([path])
+    return str(info.value)
+
+
+def test_user_rules_load_with_builtin(tmp_path: Path) -> None:
+    path = write_rules(tmp_path, GOOD_RULE)
+    sigs = SignatureSet.load([path])
+    assert sigs.get("acme-token") is not None
+    assert len(sigs.rules) == len(BUILTIN.rules) + 1
+    matches = SecretEngine(sigs).scan(b"token: acme_0a1b2c3d4e")
+    assert [m.rule.id for m in matches] == ["acme-token"]
+    only = SignatureSet.load([tmp_path], include_builtin=False)
+    assert [r.id for r in only.rules] == ["acme-token"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r.replace("regex: 'acme_[a-z0-9]{10}'", "regex: 'acme_[a-z'"), "bad regex"),
+        (lambda r: r.replace("severity: high", "severity: urgent"), "unknown severity"),
+        (lambda r: r.replace("  detector: Acme\n", ""), "missing field(s): detector"),
+        (lambda r: r.replace("no_match: ['acme_short', 'nothing here']", "no_match: []"), "needs"),
+        (
+            lambda r: r.replace(
+                "match: ['acme_k3j9x0q2lm', {text: 'X=acme_p9z8y7x6w5', secret: acme_p9z8y7x6w5}]",
+                "match: ['acme_k3j9x0q2lm']",
+            ),
+            "needs at least 2",
+        ),
+        (lambda r: r + "  secret_group: 2\n", "secret_group 2 is not in the regex"),
+        (lambda r: r + "  secret_group: token\n", "secret_group 'token' is not a named group"),
+        (lambda r: r.replace("keywords: [acme_]", "keywords: [acme_, zeta]"), "keyword 'zeta'"),
+        (lambda r: r + "  colour: blue\n", "unknown field(s): colour"),
+        (lambda r: r.replace("id: acme-token", "id: Acme_Token"), "kebab-case"),
+        (lambda r: r + "  entropy_min: 12\n", "entropy_min"),
+        (lambda r: r + "  validate: luhn\n", "unknown validate"),
+        (lambda r: r.replace("secret: acme_p9z8y7x6w5", "secret: acme_0000000000"), "expected"),
+    ],
+)
+def test_invalid_rules_name_file_and_rule(
+    tmp_path: Path, edit: Callable[[str], str], message: str
+) -> None:
+    path = write_rules(tmp_path, edit(GOOD_RULE))
+    error = load_error(path)
+    assert str(path) in error
+    assert message in error
+    if "kebab-case" not in message:
+        assert "acme-token" in error
+
+
+def test_duplicate_ids_in_one_file(tmp_path: Path) -> None:
+    path = write_rules(tmp_path, GOOD_RULE + GOOD_RULE)
+    error = load_error(path)
+    assert "acme-token" in error and "duplicate id" in error and str(path) in error
+
+
+def test_duplicate_of_a_builtin_id(tmp_path: Path) -> None:
+    body = GOOD_RULE.replace("id: acme-token", "id: github-personal-access-token")
+    path = write_rules(tmp_path, body)
+    error = load_error(path)
+    assert "github-personal-access-token" in error and "duplicate id" in error
+    assert str(path) in error and "vcs.yaml" in error
+
+
+def test_malformed_files(tmp_path: Path) -> None:
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("rules: [\n")
+    assert "invalid YAML" in load_error(bad_yaml)
+    bad_top = tmp_path / "top.yaml"
+    bad_top.write_text("signatures: []\n")
+    assert "unknown top-level key" in load_error(bad_top)
+    assert "cannot read" in load_error(tmp_path / "missing.yaml")
+
+
+def test_path_rule_examples_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "paths.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            paths:
+              - id: secret-dir
+                title: Secret dir
+                severity: medium
+                globs: ['**/secret/*']
+                examples:
+                  match: [app/secret/a, secret/b]
+                  no_match: [app/secrets/a, app/secret]
+              - id: bad-path-rule
+                title: Bad
+                severity: low
+                globs: ['*.pem']
+                examples:
+                  match: [a.pem, b.key]
+                  no_match: [a.txt, b.txt]
+            """
+        )
+    )
+    error = load_error(path)
+    assert "bad-path-rule" in error and "b.key" in error
+
+
+def test_digest_changes_with_any_rule(tmp_path: Path) -> None:
+    path = write_rules(tmp_path, GOOD_RULE)
+    first = SignatureSet.load([path]).digest
+    assert SignatureSet.load([path]).digest == first
+    assert first != BUILTIN.digest
+    path.write_text(path.read_text().replace("severity: high", "severity: critical"))
+    assert SignatureSet.load([path]).digest != first
+    path.write_text(path.read_text().replace("'acme_[a-z0-9]{10}'", "'acme_[a-z0-9]{10,12}'"))
+    second = SignatureSet.load([path]).digest
+    path.write_text(path.read_text().replace("description: test rule", "description: other"))
+    assert SignatureSet.load([path]).digest not in (first, second)
+
+
+def test_digest_does_not_depend_on_file_location(tmp_path: Path) -> None:
+    a = write_rules(tmp_path, GOOD_RULE, "a.yaml")
+    other = tmp_path / "other"
+    other.mkdir()
+    b = write_rules(other, GOOD_RULE, "b.yaml")
+    assert SignatureSet.load([a]).digest == SignatureSet.load([b]).digest
+
+
+def test_every_builtin_file_loads_alone() -> None:
+    for path in sorted(BUILTIN_DIR.glob("*.yaml")):
+        rules, paths = load_file(path)
+        assert rules or paths, path
