@@ -25,11 +25,17 @@ from isal import igzip
 MiB = 1 << 20
 SOURCES: list[tuple[str, list[str], int]] = [
     # (layer name, roots, byte budget)
-    ("system-libraries", ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"],
-     620 * MiB),
+    (
+        "system-libraries",
+        ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"],
+        620 * MiB,
+    ),
     ("share-and-docs", ["/usr/share"], 420 * MiB),
-    ("python-and-site-packages", [sysconfig.get_paths()["stdlib"],
-                                  sysconfig.get_paths()["purelib"]], 420 * MiB),
+    (
+        "python-and-site-packages",
+        [sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]],
+        420 * MiB,
+    ),
 ]
 GENERATED_BYTES = 180 * MiB
 
@@ -60,8 +66,24 @@ def walk(roots: list[str], budget: int, seen: set[str]) -> Iterator[tuple[str, s
 def generated_files(total: int) -> Iterator[tuple[str, bytes]]:
     """Source files and minified one-line bundles, from a fixed seed."""
     rng = random.Random(1234)
-    words = ["const", "return", "function", "value", "config", "items", "render", "state",
-             "props", "index", "module", "export", "default", "import", "from", "await"]
+    words = [
+        "const",
+        "return",
+        "function",
+        "value",
+        "config",
+        "items",
+        "render",
+        "state",
+        "props",
+        "index",
+        "module",
+        "export",
+        "default",
+        "import",
+        "from",
+        "await",
+    ]
     made = 0
     n = 0
     while made < total:
@@ -74,8 +96,10 @@ def generated_files(total: int) -> Iterator[tuple[str, bytes]]:
             lines = []
             for i in range(rng.randrange(200, 2000)):
                 indent = "    " * rng.randrange(0, 4)
-                lines.append(f"{indent}{rng.choice(words)}_{i} = {rng.choice(words)}"
-                             f"({rng.randrange(10**6)}, '{rng.choice(words)}')")
+                lines.append(
+                    f"{indent}{rng.choice(words)}_{i} = {rng.choice(words)}"
+                    f"({rng.randrange(10**6)}, '{rng.choice(words)}')"
+                )
             data = ("\n".join(lines) + "\n").encode()
             name = f"app/src/pkg{n % 50:02d}/module_{n:05d}.py"
         made += len(data)
@@ -142,7 +166,9 @@ def build(out: Path) -> Path:
     layers.append(("generated-sources-and-bundles", *write_layer(blobs, fill_generated)))
     print(f"  layer generated: {layers[-1][4] / MiB:.0f} MiB", flush=True)
     config = {
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
         "config": {"User": "app", "Healthcheck": {"Test": ["CMD", "true"]}},
         "rootfs": {"type": "layers", "diff_ids": [entry[2] for entry in layers]},
         "history": [{"created_by": f"COPY {entry[0]} / # buildkit"} for entry in layers],
@@ -150,25 +176,52 @@ def build(out: Path) -> Path:
     config_bytes = json.dumps(config, sort_keys=True).encode()
     (blobs / hashlib.sha256(config_bytes).hexdigest()).write_bytes(config_bytes)
     manifest = {
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(),
-                   "size": len(config_bytes)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": entry[1], "size": entry[3]} for entry in layers],
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(),
+            "size": len(config_bytes),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": entry[1],
+                "size": entry[3],
+            }
+            for entry in layers
+        ],
     }
     manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
     manifest_digest = hashlib.sha256(manifest_bytes).hexdigest()
     (blobs / manifest_digest).write_bytes(manifest_bytes)
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-             "manifests": [{"mediaType": manifest["mediaType"],
-                            "digest": "sha256:" + manifest_digest, "size": len(manifest_bytes),
-                            "annotations": {"org.opencontainers.image.ref.name": "bench"}}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": manifest["mediaType"],
+                "digest": "sha256:" + manifest_digest,
+                "size": len(manifest_bytes),
+                "annotations": {"org.opencontainers.image.ref.name": "bench"},
+            }
+        ],
+    }
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    # manifest.json too, as Docker 25+ archives have, so trivy (which reads OCI layouts
+    # only as directories) can read the same file as a docker archive.
+    docker_manifest = [
+        {
+            "Config": "blobs/sha256/" + hashlib.sha256(config_bytes).hexdigest(),
+            "RepoTags": ["bench:latest"],
+            "Layers": ["blobs/sha256/" + entry[1].split(":")[1] for entry in layers],
+        }
+    ]
+    (layout / "manifest.json").write_text(json.dumps(docker_manifest))
     target = out / "bench-image.tar"
     with tarfile.open(target, "w") as tar:
-        for name in ["oci-layout", "index.json"]:
+        for name in ["oci-layout", "index.json", "manifest.json"]:
             tar.add(layout / name, arcname=name)
         for blob in sorted(blobs.iterdir()):
             tar.add(blob, arcname=f"blobs/sha256/{blob.name}")

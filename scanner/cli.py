@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -30,15 +31,19 @@ from scanner.commands.fly import fly_command
 from scanner.commands.rules import rules_command
 from scanner.commands.timeline import timeline_command
 from scanner.errors import LayerleakError
-from scanner.gate import EXIT_USAGE
+
+# Re-exported for callers that computed exit codes from the report alone.
+from scanner.gate import EXIT_USAGE, scan_exit_code
 from scanner.progress import ProgressBar
 from scanner.report.formats import FORMATTERS
 from scanner.report.interface import summary
 from scanner.results import Report
 from scanner.scan import Scanner
 
-# Re-exported for callers that computed exit codes from the report alone.
-from scanner.gate import scan_exit_code as scan_exit_code  # noqa: E402,I001
+
+def exit_code(report: Report) -> int:
+    """The exit code of ``scan`` for a report, with the default gate."""
+    return scan_exit_code(report)
 
 
 def one_line_summary(report: Report) -> str:
@@ -60,13 +65,25 @@ def main() -> None:
 
 @main.command()
 @click.argument("sources", nargs=-1)
-@click.option("--from-file", "from_file", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Also scan the references listed in this file, one per line "
-                   "(- for standard input; blank lines and # comments skipped).")
-@click.option("--dockerfile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The Dockerfile the image was built from, to check each FROM is pinned.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
-              help="Registry timeout in seconds, per request and for retries in all.")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Also scan the references listed in this file, one per line "
+    "(- for standard input; blank lines and # comments skipped).",
+)
+@click.option(
+    "--dockerfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The Dockerfile the image was built from, to check each FROM is pinned.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Registry timeout in seconds, per request and for retries in all.",
+)
 @scan_options
 @gate_options
 @output_options(sorted(FORMATTERS))
@@ -90,7 +107,7 @@ def scan(ctx: click.Context, **args: object) -> None:
     options = replace(
         options,
         source=replace(options.source, timeout=float(args["timeout"])),  # type: ignore[arg-type]
-        dockerfile=args["dockerfile"],
+        dockerfile=cast(Path | None, args["dockerfile"]),
     )
     quiet = bool(args["quiet"])
     progress = ProgressBar() if not quiet and sys.stderr.isatty() else None

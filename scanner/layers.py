@@ -17,19 +17,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 import zstandard
+from isal import igzip  # inflates about twice as fast as zlib
+from isal.igzip_lib import IsalError
 
 from scanner.errors import DigestMismatch, LayerError
-
-try:  # isal inflates about twice as fast as zlib; fall back when it is missing
-    from isal import igzip as _gzip_impl  # type: ignore[import-untyped,unused-ignore]
-    from isal.igzip_lib import IsalError  # type: ignore[import-untyped,unused-ignore]
-except ImportError:  # pragma: no cover - isal is a declared dependency
-    import gzip as _gzip_impl
-
-    IsalError = zlib.error
 
 # Everything a corrupt or truncated layer can raise while being read.
 DECODE_ERRORS: tuple[type[BaseException], ...] = (
@@ -38,7 +32,7 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
     zlib.error,
     zstandard.ZstdError,
-    IsalError,
+    cast(type[BaseException], IsalError),
 )
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -175,22 +169,18 @@ class HashingReader(io.RawIOBase):
             super().close()
 
 
-def _peek(stream: BinaryIO, n: int) -> tuple[bytes, BinaryIO]:
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
-    return buffered.peek(n)[:n], buffered
-
-
-def decompressed(stream: BinaryIO) -> tuple[str, BinaryIO]:
+def decompressed(stream: io.RawIOBase) -> tuple[str, BinaryIO]:
     """Detect the compression by magic bytes and return (kind, decompressed stream)."""
-    head, buffered = _peek(stream, 4)
+    buffered = io.BufferedReader(stream, READ_SIZE)
+    head = buffered.peek(4)[:4]
     if head.startswith(GZIP_MAGIC):
-        return "gzip", _gzip_impl.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+        return "gzip", cast(BinaryIO, igzip.IGzipFile(fileobj=buffered, mode="rb"))
     if head.startswith(ZSTD_MAGIC):
         reader = zstandard.ZstdDecompressor().stream_reader(
             buffered, read_size=READ_SIZE, read_across_frames=True
         )
-        return "zstd", io.BufferedReader(reader, READ_SIZE)  # type: ignore[arg-type]
-    return "none", buffered
+        return "zstd", cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, reader), READ_SIZE))
+    return "none", cast(BinaryIO, buffered)
 
 
 def normalize_member_name(name: str) -> tuple[str, str | None]:
@@ -224,7 +214,7 @@ class LayerReader:
     ) -> None:
         self.what = what
         self._blob = HashingReader(raw, digest, f"{what}: blob")
-        self.compression, inflated = decompressed(self._blob)  # type: ignore[arg-type]
+        self.compression, inflated = decompressed(self._blob)
         self._tar_stream = HashingReader(inflated, diff_id, f"{what}: uncompressed layer (diff_id)")
         self.index = LayerIndex()
         self.problems: list[str] = []
@@ -247,7 +237,7 @@ class LayerReader:
             # Held on self: collecting the buffered reader would close the hashing stream.
             self._forward = ForwardReader(self._tar_stream)
             tar = tarfile.open(  # noqa: SIM115 - closed below
-                fileobj=self._forward,  # type: ignore[arg-type]
+                fileobj=self._forward,
                 mode="r:",
             )
         except DECODE_ERRORS as exc:
@@ -264,14 +254,16 @@ class LayerReader:
                     ) from None
                 if member is None:
                     break
-                tar.members.clear()  # TarFile keeps every member; a layer can have millions
+                tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every member
                 self.entries += 1
                 info = self._describe(member)
                 if info is None:
                     continue
                 content = None
                 if info.kind is EntryKind.FILE:
-                    content = _GuardedReader(tar.extractfile(member), self.what, info.path)
+                    content = cast(
+                        BinaryIO, _GuardedReader(tar.extractfile(member), self.what, info.path)
+                    )
                 yield info, content
         finally:
             tar.close()
@@ -392,7 +384,7 @@ class ForwardReader(io.RawIOBase):
 class _GuardedReader(io.RawIOBase):
     """A member's content stream whose decompression errors become LayerErrors."""
 
-    def __init__(self, inner: BinaryIO | None, what: str, path: str) -> None:
+    def __init__(self, inner: IO[bytes] | None, what: str, path: str) -> None:
         self._inner = inner
         self._what = what
         self._path = path

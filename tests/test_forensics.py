@@ -3,8 +3,14 @@ from scanner.forensics import ancestors, file_status
 from scanner.layers import LayerIndex
 
 
-def idx(**kw: set[str]) -> LayerIndex:
-    return LayerIndex(**kw)
+def idx(
+    added: set[str] | None = None,
+    whiteouts: set[str] | None = None,
+    opaque_dirs: set[str] | None = None,
+) -> LayerIndex:
+    return LayerIndex(
+        added=added or set(), whiteouts=whiteouts or set(), opaque_dirs=opaque_dirs or set()
+    )
 
 
 def test_ancestors() -> None:

@@ -99,7 +99,7 @@ def test_diff_id_mismatch() -> None:
 
 def test_truncated_gzip_is_a_layer_error() -> None:
     big = make_tar([(f"f{i}", bytes([i % 251]) * 5000, 0o644) for i in range(200)])
-    blob = gzip.compress(big, mtime=0)[: 2000]
+    blob = gzip.compress(big, mtime=0)[:2000]
     reader = LayerReader(io.BytesIO(blob), what="layer 2", digest=None, diff_id=None)
     with pytest.raises(LayerError, match="layer 2"):
         for _info, content in reader:

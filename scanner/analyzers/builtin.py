@@ -28,7 +28,7 @@ IMAGE_ANALYZERS: tuple[type[ImageAnalyzer], ...] = (
 
 
 def _check_unique() -> None:
-    ids = [a.id for a in (*FILE_ANALYZERS, *IMAGE_ANALYZERS)]
+    ids = [a.id for a in FILE_ANALYZERS] + [a.id for a in IMAGE_ANALYZERS]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise RuntimeError(f"duplicate analyzer ids: {', '.join(duplicates)}")

@@ -22,9 +22,7 @@ NOP = re.compile(r"^/bin/(?:ba)?sh -c #\(nop\)\s+")
 BUILD_ARGS = re.compile(r"^(?:RUN\s+)?\|(\d+)\s+")
 ARG_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 NEXT_ARG = re.compile(r" (?=[A-Za-z_][A-Za-z0-9_]*=)")
-SHELL_START = re.compile(
-    r" (?=(?:/bin/|/usr/bin/|/usr/local/bin/)?(?:ba|da|z|k|a)?sh -c |\[\")"
-)
+SHELL_START = re.compile(r" (?=(?:/bin/|/usr/bin/|/usr/local/bin/)?(?:ba|da|z|k|a)?sh -c |\[\")")
 INSTRUCTION = re.compile(r"^(ARG|ENV|LABEL)\s+(.*)$", re.S)
 ADD_URL = re.compile(r"(?:^|\s)ADD\s+(?:--\S+\s+)*(?P<url>https?://\S+)", re.I)
 PIPE_TO_SHELL = re.compile(

@@ -14,11 +14,16 @@ from scanner.signatures import SignatureSet
 
 
 @click.command("rules")
-@click.option("--rules", "rule_files", multiple=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Extra signature file(s) to validate and list with the built-in ones.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--rules",
+    "rule_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Extra signature file(s) to validate and list with the built-in ones.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 def rules_command(rule_files: tuple[Path, ...], fmt: str) -> None:
     """List the detection rules: content signatures and sensitive-path rules."""
     try:
@@ -26,12 +31,26 @@ def rules_command(rule_files: tuple[Path, ...], fmt: str) -> None:
     except LayerleakError as exc:
         fail(str(exc), EXIT_USAGE)
     rows = [
-        {"id": r.id, "kind": "content", "detector": r.detector, "severity": r.severity.label,
-         "title": r.title, "keywords": list(r.keywords), "source": r.source}
+        {
+            "id": r.id,
+            "kind": "content",
+            "detector": r.detector,
+            "severity": r.severity.label,
+            "title": r.title,
+            "keywords": list(r.keywords),
+            "source": r.source,
+        }
         for r in signatures.rules
     ] + [
-        {"id": r.id, "kind": "path", "detector": "", "severity": r.severity.label,
-         "title": r.title, "keywords": list(r.globs), "source": ""}
+        {
+            "id": r.id,
+            "kind": "path",
+            "detector": "",
+            "severity": r.severity.label,
+            "title": r.title,
+            "keywords": list(r.globs),
+            "source": "",
+        }
         for r in signatures.path_rules
     ]
     if fmt == "json":
@@ -39,8 +58,12 @@ def rules_command(rule_files: tuple[Path, ...], fmt: str) -> None:
         return
     width = max(len(r["id"]) for r in rows)
     for r in rows:
-        click.echo(f"{r['id']:<{width}}  {r['kind']:<7} {r['severity']:<8} "
-                   f"{r['detector'] or '-':<16} {r['title']}")
+        click.echo(
+            f"{r['id']:<{width}}  {r['kind']:<7} {r['severity']:<8} "
+            f"{r['detector'] or '-':<16} {r['title']}"
+        )
     content = sum(1 for r in rows if r["kind"] == "content")
-    click.echo(f"\n{content} content rules, {len(rows) - content} path rules; "
-               f"signature set {signatures.digest[:19]}")
+    click.echo(
+        f"\n{content} content rules, {len(rows) - content} path rules; "
+        f"signature set {signatures.digest[:19]}"
+    )

@@ -13,7 +13,7 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 from scanner.errors import ManifestError, SourceError
 from scanner.image import BlobOpener
@@ -54,7 +54,7 @@ class FileOpener(BlobOpener):
 class _Window(io.RawIOBase):
     """Read-only view of ``size`` bytes of a file starting at ``offset``."""
 
-    def __init__(self, f: BinaryIO, offset: int, size: int) -> None:
+    def __init__(self, f: IO[bytes], offset: int, size: int) -> None:
         self._f = f
         self._left = size
         f.seek(offset)
@@ -88,7 +88,7 @@ class TarMemberOpener(BlobOpener):
             f = open(self.archive, "rb")  # noqa: SIM115 - closed with the window
         except OSError as exc:
             raise SourceError(f"cannot open {self.archive}: {exc.strerror or exc}") from None
-        return io.BufferedReader(_Window(f, self.offset, self.size), 1 << 20)  # type: ignore[return-value]
+        return cast(BinaryIO, io.BufferedReader(_Window(f, self.offset, self.size), 1 << 20))
 
     def describe(self) -> str:
         return f"{self.archive}!{self.member}"

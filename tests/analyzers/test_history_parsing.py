@@ -31,7 +31,10 @@ def test_build_args(created_by: str, args: list[tuple[str, str]], command: str) 
     [
         ("ENV A=1 B=two", ("ENV", [("A", "1"), ("B", "two")])),
         ('/bin/sh -c #(nop)  ENV KEY="a b"', ("ENV", [("KEY", "a b")])),
-        ("/bin/sh -c #(nop)  ENV LEGACY value with spaces", ("ENV", [("LEGACY", "value with spaces")])),
+        (
+            "/bin/sh -c #(nop)  ENV LEGACY value with spaces",
+            ("ENV", [("LEGACY", "value with spaces")]),
+        ),
         ("ARG TOKEN=abc", ("ARG", [("TOKEN", "abc")])),
         ("ARG TOKEN", ("ARG", [("TOKEN", "")])),
         ("LABEL a=b # buildkit", ("LABEL", [("a", "b")])),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from scanner.findings import Category, FileState, Finding
 from scanner.results import ImageResult
-from scanner.scan import ScanOptions, Scanner
+from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
 
 

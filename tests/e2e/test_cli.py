@@ -67,14 +67,17 @@ def test_fail_on(images: dict[str, Path], tmp_path: Path) -> None:
     assert run(*args[:1], "--fail-on", "high", *args[1:])[0] == 0
     assert run(*args[:1], "--fail-on", "medium", *args[1:])[0] == 1
     # The deleted RSA key is critical.
-    assert run("scan", "--format", "json", "--fail-on", "critical",
-               str(images["deleted_secret"]))[0] == 1
+    assert (
+        run("scan", "--format", "json", "--fail-on", "critical", str(images["deleted_secret"]))[0]
+        == 1
+    )
 
 
 def test_incomplete_scan_exits_3(images: dict[str, Path]) -> None:
     # --no-cache: the truncated blob keeps the digest of a layer other tests cached.
-    code, out, err = run("scan", "--format", "json", "--no-cache",
-                         str(images["broken_layer_truncated"]))
+    code, out, err = run(
+        "scan", "--format", "json", "--no-cache", str(images["broken_layer_truncated"])
+    )
     assert code == 3
     assert json.loads(out)["complete"] is False
     assert "layer 1" in err and "Traceback" not in err
@@ -101,10 +104,14 @@ def test_output_file(images: dict[str, Path], tmp_path: Path) -> None:
 def test_dockerfile_pins(images: dict[str, Path], tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM golang:1.22 AS build\nFROM debian\nCOPY --from=build /x /x\n")
-    _, out, _ = run("scan", "--format", "json", "--dockerfile", str(dockerfile),
-                    str(images["clean"]))
-    pins = [f for f in json.loads(out)["images"][0]["findings"]
-            if f["rule_id"] == "unpinned-base-image" and f["location"]["kind"] == "dockerfile"]
+    _, out, _ = run(
+        "scan", "--format", "json", "--dockerfile", str(dockerfile), str(images["clean"])
+    )
+    pins = [
+        f
+        for f in json.loads(out)["images"][0]["findings"]
+        if f["rule_id"] == "unpinned-base-image" and f["location"]["kind"] == "dockerfile"
+    ]
     assert sorted(f["location"]["line"] for f in pins) == [1, 2]
     assert any("no tag" in f["title"] for f in pins)
 

@@ -61,20 +61,41 @@ def test_demo_image(images: dict[str, Path]) -> None:
     key = secrets_at(result, "app/config/id_ed25519", layer=1)
     assert key and {state(f) for f in key} == {(FileState.PRESENT, None)}
     found = rules(result)
-    assert {"root-user", "sensitive-port-exposed", "no-healthcheck", "unpinned-base-image",
-            "add-from-url", "pipe-to-shell", "setuid-file", "world-writable-system-path"} <= found
+    assert {
+        "root-user",
+        "sensitive-port-exposed",
+        "no-healthcheck",
+        "unpinned-base-image",
+        "add-from-url",
+        "pipe-to-shell",
+        "setuid-file",
+        "world-writable-system-path",
+    } <= found
     # The Fly token passed as a build arg, against its history step and layer 2.
-    history = [f for f in result.findings if f.location.kind is LocationKind.HISTORY
-               and f.category is Category.SECRET and f.location.layer_index == 2]
+    history = [
+        f
+        for f in result.findings
+        if f.location.kind is LocationKind.HISTORY
+        and f.category is Category.SECRET
+        and f.location.layer_index == 2
+    ]
     assert history, "build-arg secret in history not found"
     assert all(f.severity >= Severity.HIGH for f in history)
     # ENV step and label steps have no layer.
-    no_layer = [f for f in result.findings if f.location.kind is LocationKind.HISTORY
-                and f.category is Category.SECRET and f.location.layer_index is None]
+    no_layer = [
+        f
+        for f in result.findings
+        if f.location.kind is LocationKind.HISTORY
+        and f.category is Category.SECRET
+        and f.location.layer_index is None
+    ]
     assert len({f.location.history_index for f in no_layer}) >= 2
     env_findings = [f for f in result.findings if (f.location.field or "").startswith("config.Env")]
-    label_findings = [f for f in result.findings
-                      if (f.location.field or "").startswith("config.Labels[com.example")]
+    label_findings = [
+        f
+        for f in result.findings
+        if (f.location.field or "").startswith("config.Labels[com.example")
+    ]
     assert env_findings and label_findings
     ports = {f.match for f in result.findings if f.rule_id == "sensitive-port-exposed"}
     assert ports == {"22/tcp", "5432/tcp"}
@@ -106,12 +127,14 @@ def test_multiplatform_scans_every_platform(images: dict[str, Path]) -> None:
 
 
 def test_platform_selection(images: dict[str, Path]) -> None:
-    result = scan(images["multiplatform"],
-                  source_options={"platforms": (Platform.parse("linux/amd64"),)})
+    result = scan(
+        images["multiplatform"], source_options={"platforms": (Platform.parse("linux/amd64"),)}
+    )
     assert [p.platform for p in result.platforms] == ["linux/amd64"]
     assert not secrets_at(result, "srv/.npmrc")
-    missing = scan(images["multiplatform"],
-                   source_options={"platforms": (Platform.parse("linux/s390x"),)})
+    missing = scan(
+        images["multiplatform"], source_options={"platforms": (Platform.parse("linux/s390x"),)}
+    )
     assert missing.problems and "linux/s390x" in missing.problems[0].message
     assert "linux/amd64" in missing.problems[0].message
 
@@ -140,8 +163,14 @@ def test_clean_image_has_nothing_above_low(images: dict[str, Path]) -> None:
 def test_hostile_names_are_scanned_and_reported(images: dict[str, Path]) -> None:
     result = scan(images["hostile"])
     paths = {f.location.path for f in result.findings if f.category is Category.SECRET}
-    for expected in ("etc/evil", "abs/path", "etc/shadow", "outside", "app/loop-a/token.txt",
-                     "app/escape/cron.d/backdoor"):
+    for expected in (
+        "etc/evil",
+        "abs/path",
+        "etc/shadow",
+        "outside",
+        "app/loop-a/token.txt",
+        "app/escape/cron.d/backdoor",
+    ):
         assert expected in paths, expected
     messages = " ".join(p.message for p in result.problems)
     assert "'../../etc/evil'" in messages and "'/abs/path'" in messages
@@ -157,8 +186,14 @@ def test_broken_images_report_a_problem_and_keep_the_rest(
     for problem in result.problems:
         assert "\n" not in problem.message
         assert "Traceback" not in problem.message
-    layer_faults = {"broken_layer_truncated", "broken_blob_digest", "broken_diff_id",
-                    "broken_layer_not_tar", "broken_layer_not_gzip", "broken_missing_blob"}
+    layer_faults = {
+        "broken_layer_truncated",
+        "broken_blob_digest",
+        "broken_diff_id",
+        "broken_layer_not_tar",
+        "broken_layer_not_gzip",
+        "broken_missing_blob",
+    }
     if name in layer_faults:
         assert any(p.layer_index == 1 and "layer 1" in p.message for p in result.problems), (
             result.problems
