@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from fixtures.catalog import build_all
 
 pytest_plugins = ["tests.infra.plugin"]
 
@@ -14,3 +17,9 @@ def _private_layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     mp.setenv("LAYERLEAK_CACHE_DIR", str(tmp_path_factory.mktemp("layer-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every fixture image of fixtures.catalog, built once per session."""
+    return build_all(tmp_path_factory.mktemp("images"))
