@@ -15,7 +15,7 @@ from dataclasses import replace
 from scanner.analyzers.builtin import FILE_ANALYZERS
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
 from scanner.detection import Detection
-from scanner.errors import LayerError, SourceError
+from scanner.errors import DigestMismatch, LayerError, SourceError
 from scanner.findings import Finding
 from scanner.image import Layer
 from scanner.layers import LayerIndex, LayerReader
@@ -65,6 +65,9 @@ def scan_layer(
         reader.finish()
     except (LayerError, SourceError) as exc:
         error = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
+        mismatch = reader.blob_mismatch() if reader is not None else None
+        if mismatch is not None and not isinstance(exc, DigestMismatch):
+            error = f"{mismatch} (so: {error.removeprefix(label + ': ')})"
     except OSError as exc:
         error = f"{label}: read failed ({exc})"
     except Exception as exc:  # a hostile layer must not lose what was already found

@@ -278,6 +278,16 @@ class LayerReader:
                 f"{self.what}: corrupt or truncated at the end ({_why(exc)})"
             ) from None
 
+    def blob_mismatch(self) -> DigestMismatch | None:
+        """After a failed walk: read the rest of the blob; a wrong digest is the likely cause."""
+        try:
+            self._blob.verify()
+        except DigestMismatch as exc:
+            return exc
+        except DECODE_ERRORS:
+            return None
+        return None
+
     def close(self) -> None:
         self._tar_stream.close()
         self._blob.close()

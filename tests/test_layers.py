@@ -138,3 +138,28 @@ def test_hostile_names_are_reported_and_still_walked() -> None:
     assert paths == ["etc/evil", "abs/file"]
     assert len(reader.problems) == 2
     assert "'../../etc/evil'" in reader.problems[0]
+
+
+def test_undecodable_blob_with_wrong_digest_names_both_digests() -> None:
+    from scanner.detection import Detection
+    from scanner.image import BlobOpener, Layer
+    from scanner.layer_scan import scan_layer
+    from scanner.signatures import SignatureSet
+
+    good = gzip.compress(TAR, mtime=0)
+    bad = b"\x00" + good[1:]  # the first byte flipped: no longer gzip, and not a tar either
+
+    class Opener(BlobOpener):
+        def open(self) -> io.BytesIO:  # type: ignore[override]
+            return io.BytesIO(bad)
+
+        def describe(self) -> str:
+            return "memory"
+
+    layer = Layer(
+        1, sha(good), sha(TAR), "application/vnd.oci.image.layer.v1.tar+gzip", len(good), Opener()
+    )
+    result = scan_layer(layer, Detection(SignatureSet.builtin()))
+    assert result.error is not None
+    assert result.error.startswith("layer 1 (")
+    assert sha(good) in result.error and sha(bad) in result.error
