@@ -150,7 +150,7 @@ def test_undecodable_blob_with_wrong_digest_names_both_digests() -> None:
     bad = b"\x00" + good[1:]  # the first byte flipped: no longer gzip, and not a tar either
 
     class Opener(BlobOpener):
-        def open(self) -> io.BytesIO:  # type: ignore[override]
+        def open(self) -> io.BytesIO:
             return io.BytesIO(bad)
 
         def describe(self) -> str:
