@@ -261,9 +261,15 @@ class LayerReader:
                     continue
                 content = None
                 if info.kind is EntryKind.FILE:
-                    content = cast(
-                        BinaryIO, _GuardedReader(tar.extractfile(member), self.what, info.path)
-                    )
+                    if member.issparse() or self._forward is None:
+                        reader: io.RawIOBase = _GuardedReader(
+                            tar.extractfile(member), self.what, info.path
+                        )
+                    else:
+                        reader = MemberReader(
+                            self._forward, member.offset_data, member.size, self.what, info.path
+                        )
+                    content = cast(BinaryIO, reader)
                 yield info, content
         finally:
             tar.close()
@@ -391,8 +397,53 @@ class ForwardReader(io.RawIOBase):
         return n
 
 
+class MemberReader(io.RawIOBase):
+    """A member's content, read straight from the layer stream.
+
+    Bypasses tarfile's per-member file objects (three wrappers deep) on the hot
+    path; decompression errors become LayerErrors naming the file. A member whose
+    data ends early (truncated layer) also raises, rather than reading short.
+    """
+
+    def __init__(self, forward: ForwardReader, offset: int, size: int, what: str, path: str):
+        self._forward = forward
+        self._offset = offset
+        self._left = size
+        self._what = what
+        self._path = path
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        n = self._left if size is None or size < 0 else min(size, self._left)
+        if n <= 0:
+            return b""
+        try:
+            if self._forward.tell() != self._offset:
+                self._forward.seek(self._offset)
+            data = self._forward.read(n)
+        except DECODE_ERRORS as exc:
+            raise LayerError(
+                f"{self._what}: corrupt or truncated inside /{self._path} ({_why(exc)})"
+            ) from None
+        if len(data) < n:
+            raise LayerError(f"{self._what}: truncated inside /{self._path} (unexpected end)")
+        self._offset += n
+        self._left -= n
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 class _GuardedReader(io.RawIOBase):
-    """A member's content stream whose decompression errors become LayerErrors."""
+    """tarfile's own member stream (sparse files), with errors as LayerErrors."""
 
     def __init__(self, inner: IO[bytes] | None, what: str, path: str) -> None:
         self._inner = inner
@@ -402,11 +453,11 @@ class _GuardedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         if self._inner is None:
             return b""
         try:
-            return self._inner.read(size)
+            return self._inner.read(-1 if size is None else size)
         except DECODE_ERRORS as exc:
             raise LayerError(
                 f"{self._what}: corrupt or truncated inside /{self._path} ({_why(exc)})"
