@@ -152,7 +152,7 @@ def main() -> None:
     )
     trivy_s = None
     trivy_rss = None
-    if trivy:
+    if trivy and args.trivy_runs > 0:
         runs = []
         for _ in range(args.trivy_runs):
             cache = tempfile.mkdtemp(prefix="ll-bench-trivy-")
