@@ -18,13 +18,17 @@ from scanner import __version__
 from scanner.commands import (
     emit,
     fail,
+    finish_report,
     gate_options,
     make_gate,
     options_from_cli,
     output_options,
     pick_format,
     scan_options,
+    triage_from_cli,
+    triage_options,
 )
+from scanner.commands.baseline import baseline_command
 from scanner.commands.batch import read_refs
 from scanner.commands.diff import diff_command
 from scanner.commands.fly import fly_command
@@ -85,6 +89,7 @@ def main() -> None:
     help="Registry timeout in seconds, per request and for retries in all.",
 )
 @scan_options
+@triage_options
 @gate_options
 @output_options(sorted(FORMATTERS))
 @click.pass_context
@@ -109,6 +114,10 @@ def scan(ctx: click.Context, **args: object) -> None:
         source=replace(options.source, timeout=float(args["timeout"])),  # type: ignore[arg-type]
         dockerfile=cast(Path | None, args["dockerfile"]),
     )
+    triage = triage_from_cli(args)
+    reveal = options.reveal
+    if triage.verify:  # verification needs the raw secrets; dropped again unless --reveal
+        options = replace(options, reveal=True)
     quiet = bool(args["quiet"])
     progress = ProgressBar() if not quiet and sys.stderr.isatty() else None
     try:
@@ -118,6 +127,8 @@ def scan(ctx: click.Context, **args: object) -> None:
     report = scanner.scan_all(sources)
     if progress is not None:
         progress.clear()
+    for warning in finish_report(report, triage, reveal):
+        click.echo(f"layerleak: warning: {warning}", err=True)
     output = args["output"]
     name, color = pick_format(args["fmt"], output)  # type: ignore[arg-type]
     emit(FORMATTERS[name](color=color).render(report), output)  # type: ignore[arg-type]
@@ -132,6 +143,7 @@ main.add_command(diff_command)
 main.add_command(fly_command)
 main.add_command(timeline_command)
 main.add_command(rules_command)
+main.add_command(baseline_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

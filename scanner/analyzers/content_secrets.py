@@ -1,36 +1,270 @@
-"""Secrets in file contents, text or binary, through the signature engine."""
+"""Secrets in file contents, text or binary, inside nested archives, through the engine.
+
+Every regular file is read once as a stream. :class:`scanner.archives.ArchiveWalk`
+opens archives found by magic bytes (zip/jar/war/ear/whl/apk, tar, gzip, zstd) down
+to three levels and within a byte budget; each leaf goes through the signature
+engine in overlapping windows (any file size, any line length), and its findings
+carry the leaf's ``inner_path`` (``BOOT-INF/classes/application.properties``).
+Leaves inside archives are also matched against the path rules
+(``a.tar.gz!home/x/.ssh/id_rsa``). What an archive kept from being scanned (depth,
+budget, encryption, corruption) becomes an ``info`` finding
+``archive-not-fully-scanned`` with the reason: visible, never silent, and below
+any gate (the outer file itself was scanned).
+
+Archives are not opened where every finding would be documentation anyway (the
+test-data and documentation paths of rule 1 below, compressed man pages, locale
+and font data under ``/usr/share``): those files are scanned as they are.
+
+Binary files (a NUL byte in the first 8 KB) up to 32 MB outside distribution and
+package paths get one more pass (:class:`GluedTokens`): a vendor token glued to a
+printable byte before it (a class file's length byte, a SQLite record's previous
+column) is matched from its prefix on, which the rules' look-behind would refuse.
+
+Noise policy by provenance
+--------------------------
+
+Where a file sits says who wrote it. Secrets leaked by the image's owner live in
+application paths (``/app``, ``/srv``, ``/root``, ``/home``, ``/opt/<app>``,
+``/etc``, ``/usr/local/bin``, ``/var/www``, web roots under ``/usr/share``...);
+content *shipped by someone else* -- a distribution package or an installed
+third-party package -- carries test keys, documentation examples and self-test
+fixtures (measured on a real Debian rootfs and a large site-packages: PEM keys
+compiled into ``libgnutls``, ``moto``'s proxy CA key, ``awscli`` examples with
+``AKIA`` keys, hundreds of generic ``password=`` assignments in SDK code). So:
+
+1. **Third-party test data and documentation** (``site-packages/*/tests/``,
+   ``node_modules/*/test/``, ``test_*.py`` in packages, ``/usr/share/doc``,
+   ``man``, ``info``, ``licenses``): every finding is lowered to ``low`` with
+   ``noise`` = "test data or documentation of an installed third-party package".
+2. **Installed third-party packages and language runtimes** (``site-packages/``,
+   ``dist-packages/``, ``node_modules/``, Ruby gems, ``vendor/bundle``, the Go
+   module cache, the Maven repository, pip/npm/yarn/gradle caches left by a
+   build, and runtimes installed under ``/usr/local`` by official language
+   images: ``/usr/local/lib/python3.*``, ``/usr/local/go``...) and
+   **distribution-packaged files** (``usr/lib``, ``lib``,
+   ``lib64``, ``usr/libexec``, ``bin``, ``sbin``, ``usr/bin``, ``usr/sbin``,
+   ``usr/include``, ``usr/share`` except web roots, ``usr/lib/jvm``,
+   ``var/lib/dpkg``, ``var/lib/apt``, ``var/cache/apt``): lowered to ``low``
+   with ``noise`` naming the provenance -- *unless* the rule is
+   :func:`distinctive`: a vendor token format that carries a unique prefix and
+   only exists once a vendor issued it (``ghp_``, ``github_pat_``, ``glpat-``,
+   ``sk_live_``, ``xoxb-``, ``npm_``, ``pypi-AgEIcHlwaS5vcmc``, ``FlyV1``/``fm2_``,
+   ``sk-ant-api03-``, ``dop_v1_``...). Those keep their severity everywhere: a
+   live GitHub token inside ``site-packages`` is as leaked as one in ``/app``.
+   Not distinctive, so lowered there: generic assignments and connection URLs,
+   private keys of every kind (libraries embed self-test keys), JWTs, AWS key
+   ids (docs use real-looking ones), password hashes, and rules keyed on a
+   vendor *word* (``twilio``, ``datadog``...) rather than a token prefix.
+
+Nothing is dropped by this policy: lowered findings keep their rule, location and
+fingerprint, and ``--fail-on low`` still gates on them.
+"""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import BinaryIO
 
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
-from scanner.findings import Finding, Severity
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits, ArchiveWalk, Prefixed, read_head
+from scanner.detection import Detection
+from scanner.findings import Category, Finding, Severity
 from scanner.layers import EntryKind, FileInfo
+from scanner.secrets.engine import KeywordPrefilter, SecretEngine, SecretMatch
+from scanner.signatures import Rule, SignatureSet
+
+ARCHIVE_RULE_ID = "archive-not-fully-scanned"
+ARCHIVE_RULE_TITLE = "Archive not fully scanned"
+
+NOISE_THIRD_PARTY_TESTS = "test data or documentation of an installed third-party package"
+NOISE_THIRD_PARTY = "content of an installed third-party package or language runtime"
+NOISE_DISTRO = "content of a distribution-packaged file"
 
 # Content that ships inside third-party packages as test data or documentation:
 # real-looking keys there are nearly always fixtures. Reported as low, never dropped.
 THIRD_PARTY_NOISE = re.compile(
     r"(^|/)(site-packages|dist-packages)/[^/]+/(.+/)?(tests?|testing|fixtures?)/"
     r"|(^|/)node_modules/(@[^/]+/)?[^/]+/(.+/)?(tests?|__tests__|spec|fixtures?|examples?)/"
-    r"|^usr/share/(doc|man|info|licenses)/"
-    r"|(^|/)(site-packages|dist-packages)/[^/]+/(.+/)?test_[^/]*\.py$"
+    r"|^usr/share/(doc|man|info|licenses|common-licenses)/"
+    r"|(^usr/local/go/|(^|/)go/pkg/mod/).*/testdata/"
+    r"|(^|/)(site-packages|dist-packages)/[^/]+/(.+/)?"
+    r"(test_[^/]*|[^/]*_tests?|conftest|testing_utils|test_utils|testutils)\.py$"
+)
+# Compressed distribution data not worth decompressing (besides THIRD_PARTY_NOISE).
+UNOPENED = re.compile(r"^usr/share/(i18n|locale|zoneinfo|X11|fonts|icons)/")
+# Installed third-party packages, package-manager caches and language runtimes.
+THIRD_PARTY_PACKAGE = re.compile(
+    r"(^|/)(site-packages|dist-packages|node_modules)/"
+    r"|(^|/)vendor/bundle/"
+    r"|(^|/)gems/[^/]+/gems/"
+    r"|(^|/)go/pkg/mod/"
+    r"|(^|/)\.m2/repository/"
+    r"|(^|/)\.cargo/registry/"
+    r"|(^|/)\.cache/(pip|pypoetry|uv|yarn|pnpm|go-build)/"
+    r"|(^|/)\.npm/_cacache/"
+    r"|(^|/)\.yarn/(cache|berry)/"
+    r"|(^|/)\.gradle/caches/"
+    r"|^usr/local/lib/(python[0-9.]+|ruby|perl5?)/"
+    r"|^usr/local/(go|rustup|openjdk[^/]*|julia[^/]*)/"
+    r"|(^|/)\.(pyenv|rbenv|nodenv|nvm)/versions/"
+    r"|^opt/(java|conda/pkgs|conda/lib)/"
+)
+# Files put there by the distribution's package manager.
+DISTRO_PATH = re.compile(
+    r"^(usr/)?(lib|lib32|lib64|libx32|bin|sbin)/"
+    r"|^usr/(libexec|include|games|src)/"
+    r"|^usr/share/(?!(nginx|caddy|httpd|apache2|www|html|webapps)/)"
+    r"|^var/lib/(dpkg|apt|rpm|ucf)/"
+    r"|^var/cache/(apt|debconf|ldconfig)/"
+)
+# Keywords that are plain vendor words, not token prefixes: a rule keyed on one of
+# these (or on a short prefix like AKIA) finds look-alikes in SDKs and documentation.
+_WORD_KEYWORD = re.compile(r"^[a-z]+$")
+# Never distinctive, whatever their keywords: content shipped by others holds them.
+_NOT_DISTINCTIVE_DETECTORS = frozenset({"PrivateKey", "JWT", "PasswordHash", "Generic", "URI"})
+_NOT_DISTINCTIVE_IDS = frozenset(
+    {
+        "gcp-service-account-key",  # a private key in JSON: SDK test data
+        "aws-secret-access-key",  # keyed on a variable name, value is 40 base64 chars
+        "aws-session-token",
+        "azure-storage-account-key",
+        "azure-shared-access-key",
+        "azure-ad-client-secret",
+        "azure-sas-token",
+        "mailgun-api-key-legacy",  # "key-" + 32 chars
+        "mailchimp-api-key",
+        "telegram-bot-token",
+        "sendgrid-api-key",
+        "docker-config-auth",
+        "npmrc-auth",
+        "npmrc-auth-token",
+        "flyio-registry-auth",
+        "twilio-credentials-url",
+        "neon-connection-url",
+        "gitlab-runner-registration-token",
+        "cloudflare-origin-ca-key",
+        "firebase-cloud-messaging-server-key",
+    }
 )
 
 
+def distinctive(rule: Rule) -> bool:
+    """True for rules whose matches do not occur in benign third-party content.
+
+    A distinctive rule has a specific (non-generic) vendor token format whose
+    every keyword is a token prefix with a separator or digit (``ghp_``,
+    ``sk_live_``, ``xoxb-``), not a plain word (``twilio``, ``akia``, ``eyj``).
+    """
+    if rule.generic or rule.detector in _NOT_DISTINCTIVE_DETECTORS:
+        return False
+    if rule.id in _NOT_DISTINCTIVE_IDS or rule.severity < Severity.MEDIUM:
+        return False
+    return bool(rule.keywords) and not any(_WORD_KEYWORD.match(k.lower()) for k in rule.keywords)
+
+
 def third_party_noise(path: str) -> str | None:
+    """The noise reason for *any* finding at ``path`` (tests and docs of packages)."""
     if THIRD_PARTY_NOISE.search(path):
-        return "test data or documentation of an installed third-party package"
+        return NOISE_THIRD_PARTY_TESTS
     return None
+
+
+def provenance_noise(path: str) -> str | None:
+    """The noise reason for non-distinctive findings at ``path`` (see the policy)."""
+    if THIRD_PARTY_PACKAGE.search(path):
+        return NOISE_THIRD_PARTY
+    if DISTRO_PATH.search(path):
+        return NOISE_DISTRO
+    return None
+
+
+def worth_opening(path: str) -> bool:
+    """False for archives whose content would all be documentation (see the policy)."""
+    return third_party_noise(path) is None and not UNOPENED.search(path)
+
+
+def noise_for(path: str, rule: Rule | None) -> str | None:
+    """Why a finding of ``rule`` at ``path`` is lowered, or None (the module policy)."""
+    reason = third_party_noise(path)
+    if reason is not None:
+        return reason
+    if rule is not None and distinctive(rule):
+        return None
+    return provenance_noise(path)
+
+
+def lowered(finding: Finding, reason: str | None) -> Finding:
+    """The finding at most ``low`` with ``reason`` as its noise (kept when it had one)."""
+    if reason is None or (finding.severity <= Severity.LOW and finding.noise is not None):
+        return finding
+    return replace(
+        finding,
+        severity=min(finding.severity, Severity.LOW),
+        noise=finding.noise or reason,
+    )
+
+
+BINARY_SNIFF = 8192  # a NUL byte in the first 8 KB makes a file binary
+GLUED_LIMIT = 32 << 20  # binaries up to this size get the glued-token pass
+GLUED_REACH = 8192  # bytes after a glued prefix handed to the engine
+
+
+class GluedTokens:
+    """Distinctive tokens glued to the bytes before them, inside binary files.
+
+    Rules guard their tokens with a look-behind (``(?<![A-Za-z0-9_-])ghp_...``) so
+    that ``xghp_...`` in text is not a token. In binaries, a string's neighbour
+    is often printable by accident: a Java class file's 2-byte length before a
+    56-character Slack token is ``\x00\x38`` (``8``); a SQLite record stores its
+    columns back to back (``openai_api_keysk-proj-...``). For distinctive rules
+    (whose example secrets all start with the keyword), each keyword occurrence
+    preceded by a printable byte is scanned again from the keyword on, so the
+    look-behind sees the start of the data.
+    """
+
+    def __init__(self, signatures: SignatureSet) -> None:
+        prefixes: dict[str, set[str]] = {}
+        for rule in signatures.rules:
+            secrets = [e.secret.lower() for e in rule.examples_match if e.secret]
+            if not secrets or not distinctive(rule):
+                continue
+            for keyword in rule.keywords:
+                key = keyword.lower()
+                if len(key) >= 3 and all(x.startswith(key) for x in secrets):
+                    prefixes.setdefault(key, set()).add(rule.id)
+        self._keys = list(prefixes)
+        self._ids = [frozenset(prefixes[k]) for k in self._keys]
+        self._prefilter = KeywordPrefilter(self._keys) if self._keys else None
+
+    def find(self, data: bytes, engine: SecretEngine) -> list[SecretMatch]:
+        if self._prefilter is None:
+            return []
+        out: list[SecretMatch] = []
+        for kid, ends in self._prefilter.hits(data, 0, len(data)).items():
+            length, ids = len(self._keys[kid]), self._ids[kid]
+            for end in ends:
+                pos = end - length
+                if pos == 0 or not 0x21 <= data[pos - 1] <= 0x7E:
+                    continue  # the normal scan sees these
+                for m in engine.scan(data[pos : pos + GLUED_REACH]):
+                    if m.start == 0 and m.rule.id in ids:
+                        line = data.count(b"\n", 0, pos) + m.line
+                        out.append(replace(m, start=pos, end=pos + m.end, line=line))
+        return out
 
 
 class ContentSecretsAnalyzer(FileAnalyzer):
     id = "content-secrets"
-    version = 1
+    version = 2
     needs_content = True
+    limits: ArchiveLimits = DEFAULT_LIMITS
+
+    def __init__(self, detection: Detection) -> None:
+        super().__init__(detection)
+        self._glued = GluedTokens(detection.signatures)
 
     def required(self, info: FileInfo) -> bool:
         return info.kind is EntryKind.FILE and info.size > 0
@@ -43,11 +277,67 @@ class ContentSecretsAnalyzer(FileAnalyzer):
         return self._findings(info.path, content, layer)
 
     def _findings(self, path: str, content: BinaryIO, layer: LayerContext) -> Iterator[Finding]:
-        noise = third_party_noise(path)
-        for match in self.detection.engine.scan_stream(content):
-            finding = self.detection.finding(match, layer.location(path, line=match.line))
-            if noise and finding.noise is None:
-                finding = replace(
-                    finding, severity=min(finding.severity, Severity.LOW), noise=noise
-                )
-            yield finding
+        detection = self.detection
+        walk = ArchiveWalk(self.limits)
+        for inner, stream in walk.leaves(
+            content, posixpath.basename(path), lambda: worth_opening(path)
+        ):
+            if inner is not None:
+                yield from self._inner_path_findings(path, inner, layer)
+            for match in self._matches(stream, path):
+                location = layer.location(path, line=match.line, inner_path=inner)
+                finding = detection.finding(match, location)
+                yield lowered(finding, noise_for(path, match.rule))
+        for skipped in walk.skipped:
+            yield Finding(
+                rule_id=ARCHIVE_RULE_ID,
+                title=ARCHIVE_RULE_TITLE,
+                severity=Severity.INFO,
+                category=Category.SECRET,
+                location=layer.location(path, inner_path=skipped.inner_path),
+                match=skipped.reason,
+                description="Part of an archive inside this file was not scanned for "
+                "secrets (nesting depth, byte budget, encryption or corruption); the "
+                "reason says which. The file itself was read.",
+            )
+
+    def _matches(self, stream: BinaryIO, path: str) -> Iterable[SecretMatch]:
+        engine = self.detection.engine
+        head, stream = read_head(stream, BINARY_SNIFF)
+        # the glued-token pass is for binaries not shipped by a distribution or package
+        if b"\x00" not in head or provenance_noise(path) is not None:
+            return engine.scan_stream(stream)
+        data = _read_up_to(stream, GLUED_LIMIT + 1)  # the stream still starts with head
+        if len(data) > GLUED_LIMIT:
+            return engine.scan_stream(Prefixed(data, stream))  # type: ignore[arg-type]
+        matches = engine.scan(data)
+        seen = {(m.rule.id, m.start) for m in matches}
+        extra = [m for m in self._glued.find(data, engine) if (m.rule.id, m.start) not in seen]
+        return sorted([*matches, *extra], key=lambda m: m.start) if extra else matches
+
+    def _inner_path_findings(self, path: str, inner: str, layer: LayerContext) -> Iterator[Finding]:
+        """Path rules (``.env``, ``id_rsa``...) on a file inside an archive."""
+        member = inner.rsplit("!", 1)[-1]
+        for rule in self.detection.signatures.match_path(member):
+            finding = Finding(
+                rule_id=rule.id,
+                title=rule.title,
+                severity=rule.severity,
+                category=rule.category,
+                location=layer.location(path, inner_path=inner),
+                match=f"file inside {posixpath.basename(path)}",
+                description=rule.description,
+            )
+            yield lowered(finding, noise_for(path, None))
+
+
+def _read_up_to(stream: BinaryIO, size: int) -> bytes:
+    chunks: list[bytes] = []
+    got = 0
+    while got < size:
+        chunk = stream.read(min(size - got, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)

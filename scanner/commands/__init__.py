@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
+from scanner.baseline import Baseline
+from scanner.baseline import apply as apply_baseline
+from scanner.baseline import load as load_baseline
 from scanner.errors import LayerleakError
 from scanner.findings import Category, Severity
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE, Gate
+from scanner.ignore import IgnoreList
+from scanner.ignore import apply as apply_ignores
+from scanner.ignore import default_files as default_ignore_files
+from scanner.ignore import load as load_ignores
 from scanner.image import Platform
+from scanner.results import Report
 from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
+from scanner.verify import verify_report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -268,3 +278,69 @@ def emit(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INCOMPLETE)
+
+
+# -- triage: ignore file, baseline, live verification (scan and baseline) -------------
+
+
+def triage_options(f: F) -> F:
+    """``--ignore-file``, ``--baseline``, ``--verify``."""
+    return _stack(
+        click.option(
+            "--ignore-file",
+            "ignore_files",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Ignore file(s) with [[ignore]] entries by fingerprint, rule or path glob, "
+            "each with a reason and an optional expiry (repeatable). Default: "
+            ".layerleakignore and layerleak.toml in the current directory, when present.",
+        ),
+        click.option(
+            "--baseline",
+            "baseline_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Report only findings not in this baseline (from `layerleak baseline`); "
+            "the others are counted as suppressed.",
+        ),
+        click.option(
+            "--verify",
+            is_flag=True,
+            help="Ask the provider whether found GitHub, Stripe, Slack and Fly.io secrets "
+            "are live (read-only calls; base URLs from LAYERLEAK_VERIFY_<NAME>_URL). "
+            "Off by default.",
+        ),
+    )(f)
+
+
+@dataclass(frozen=True)
+class Triage:
+    ignores: IgnoreList
+    baseline: Baseline | None
+    verify: bool
+
+
+def triage_from_cli(args: Mapping[str, Any]) -> Triage:
+    """The ignore list, baseline and --verify of a command line (exit 2 on a bad file)."""
+    files = list(args.get("ignore_files") or ()) or default_ignore_files()
+    try:
+        ignores = load_ignores(files)
+        path = args.get("baseline_file")
+        baseline = load_baseline(path) if path is not None else None
+    except LayerleakError as exc:
+        fail(str(exc), EXIT_USAGE)
+    return Triage(ignores, baseline, bool(args.get("verify")))
+
+
+def finish_report(report: Report, triage: Triage, reveal: bool) -> list[str]:
+    """Apply the ignore file and baseline, then verify; returns warnings for stderr.
+
+    With ``--verify`` the scan ran with ``reveal=True``; secrets are dropped again
+    here unless the user asked for ``--reveal``.
+    """
+    warnings = apply_ignores(report, triage.ignores)
+    if triage.baseline is not None:
+        apply_baseline(report, triage.baseline)
+    if triage.verify:
+        verify_report(report, keep_secrets=reveal)
+    report.reveal = reveal
+    return warnings

@@ -53,6 +53,8 @@ DOCUMENTED_EXAMPLES = frozenset(
         "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
         # Google Maps documentation key
         "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+        # Hugging Face's public CI token (hub-ci dummy user), in transformers' testing_utils
+        "hf_94wBhPGp6KrrTH3KDchhKpRxZwd6dmHWLL",
     }
 )
 # Parts of documented examples that appear inside longer secrets (jwt.io's token).

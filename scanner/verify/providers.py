@@ -1,0 +1,110 @@
+"""The built-in verifiers: GitHub, Stripe, Slack, Fly.io (one read-only call each)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from scanner.verify.interface import Verdict, Verifier, by_status
+
+
+class GitHubVerifier(Verifier):
+    """``GET /user``: 200 live, 401 rejected."""
+
+    name = "github"
+    rule_ids: ClassVar[frozenset[str]] = frozenset(
+        {
+            "github-personal-access-token",
+            "github-fine-grained-pat",
+            "github-oauth-token",
+            "github-user-to-server-token",
+            "github-app-installation-token",
+        }
+    )
+    default_url = "https://api.github.com"
+    url_env = "LAYERLEAK_VERIFY_GITHUB_URL"
+
+    def verify(self, secret: str) -> Verdict:
+        response = self.request(
+            "/user",
+            {"Authorization": f"Bearer {secret}", "X-GitHub-Api-Version": "2022-11-28"},
+        )
+        # an installation token cannot read /user but is accepted (403, not 401)
+        return by_status(response, frozenset({200, 403}), frozenset({401}))
+
+
+class StripeVerifier(Verifier):
+    """``GET /v1/balance``: 200 live, 403 live but restricted, 401 rejected."""
+
+    name = "stripe"
+    rule_ids: ClassVar[frozenset[str]] = frozenset(
+        {"stripe-live-secret-key", "stripe-live-restricted-key", "stripe-test-secret-key"}
+    )
+    default_url = "https://api.stripe.com"
+    url_env = "LAYERLEAK_VERIFY_STRIPE_URL"
+
+    def verify(self, secret: str) -> Verdict:
+        response = self.request("/v1/balance", {"Authorization": f"Bearer {secret}"})
+        return by_status(response, frozenset({200, 403}), frozenset({401}))
+
+
+class SlackVerifier(Verifier):
+    """``POST /api/auth.test``: ``ok: true`` live; auth errors rejected."""
+
+    name = "slack"
+    rule_ids: ClassVar[frozenset[str]] = frozenset(
+        {"slack-bot-token", "slack-user-token", "slack-legacy-token"}
+    )
+    default_url = "https://slack.com"
+    url_env = "LAYERLEAK_VERIFY_SLACK_URL"
+    INVALID_ERRORS: ClassVar[frozenset[str]] = frozenset(
+        {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+    )
+
+    def verify(self, secret: str) -> Verdict:
+        response = self.request(
+            "/api/auth.test",
+            {
+                "Authorization": f"Bearer {secret}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            method="POST",
+            data=b"",
+        )
+        body = response.json()
+        if response.status != 200 or not isinstance(body, dict):
+            return Verdict.UNKNOWN
+        if body.get("ok") is True:
+            return Verdict.VERIFIED
+        if body.get("error") in self.INVALID_ERRORS:
+            return Verdict.INVALID
+        return Verdict.UNKNOWN
+
+
+class FlyVerifier(Verifier):
+    """Machines API ``GET /v1/apps?org_slug=personal``: 200 live, 401 rejected.
+
+    A token scoped to one app or org may be refused the listing (403/404): that is
+    reported as unknown, not invalid. Tokens are sent as ``FlyV1 <macaroons>``.
+    """
+
+    name = "fly"
+    rule_ids: ClassVar[frozenset[str]] = frozenset(
+        {"flyio-api-token", "flyio-macaroon", "flyio-legacy-token", "flyio-org-token"}
+    )
+    default_url = "https://api.machines.dev"
+    url_env = "LAYERLEAK_VERIFY_FLY_URL"
+
+    def verify(self, secret: str) -> Verdict:
+        token = secret.strip()
+        if not token.startswith("FlyV1 "):
+            token = f"FlyV1 {token}"
+        response = self.request("/v1/apps?org_slug=personal", {"Authorization": token})
+        return by_status(response, frozenset({200}), frozenset({401}))
+
+
+VERIFIERS: tuple[type[Verifier], ...] = (
+    GitHubVerifier,
+    StripeVerifier,
+    SlackVerifier,
+    FlyVerifier,
+)

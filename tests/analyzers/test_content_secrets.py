@@ -1,0 +1,184 @@
+"""The content analyzer: nested archives, glued tokens in binaries, provenance noise."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+
+import pytest
+
+from fixtures import fakesecrets as fs
+from scanner.analyzers.content_secrets import (
+    ARCHIVE_RULE_ID,
+    NOISE_DISTRO,
+    NOISE_THIRD_PARTY,
+    NOISE_THIRD_PARTY_TESTS,
+    ContentSecretsAnalyzer,
+    distinctive,
+    noise_for,
+)
+from scanner.analyzers.interface import LayerContext
+from scanner.analyzers.sensitive_paths import SensitivePathsAnalyzer
+from scanner.archives import ArchiveLimits
+from scanner.detection import Detection
+from scanner.findings import Finding, Severity
+from scanner.layers import EntryKind, FileInfo
+from scanner.signatures import SignatureSet
+
+SIGNATURES = SignatureSet.load(())
+DETECTION = Detection(SIGNATURES)
+LAYER = LayerContext(1, "sha256:" + "a" * 64, None, None, None)
+GHP = fs.github_pat("unit")
+PEM = fs.rsa_private_key("unit")
+GENERIC = 'db_password = "Zq8vT3mW9xK2pL7rN4sB"\n'
+
+
+def analyze(
+    path: str, data: bytes, analyzer: ContentSecretsAnalyzer | None = None
+) -> list[Finding]:
+    analyzer = analyzer or ContentSecretsAnalyzer(DETECTION)
+    info = FileInfo(path, EntryKind.FILE, 0o644, len(data), 0, 0)
+    return list(analyzer.analyze(info, io.BytesIO(data), LAYER))
+
+
+def rule(rule_id: str):  # type: ignore[no-untyped-def]
+    found = SIGNATURES.get(rule_id)
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize(
+    "rule_id",
+    [
+        "github-personal-access-token",
+        "stripe-live-secret-key",
+        "flyio-macaroon",
+        "npm-access-token",
+    ],
+)
+def test_vendor_token_formats_are_distinctive(rule_id: str) -> None:
+    assert distinctive(rule(rule_id))
+
+
+@pytest.mark.parametrize(
+    "rule_id",
+    [
+        "rsa-private-key",
+        "pkcs8-private-key",
+        "aws-access-key-id",
+        "jwt",
+        "generic-password",
+        "postgres-connection-url",
+        "twilio-auth-token",
+        "gcp-service-account-key",
+    ],
+)
+def test_rules_that_occur_in_benign_content_are_not(rule_id: str) -> None:
+    assert not distinctive(rule(rule_id))
+
+
+@pytest.mark.parametrize(
+    ("path", "rule_id", "reason"),
+    [
+        ("usr/lib/x86_64-linux-gnu/libgnutls.so.30", "rsa-private-key", NOISE_DISTRO),
+        ("usr/lib/python3/dist-packages/x/y.py", "generic-password", NOISE_THIRD_PARTY),
+        ("usr/local/lib/python3.12/site-packages/moto/proxy/ca.key", "rsa-private-key",
+         NOISE_THIRD_PARTY),
+        ("app/node_modules/aws-sdk/README.md", "aws-access-key-id", NOISE_THIRD_PARTY),
+        ("usr/local/lib/python3.12/site-packages/x/tests/k.py", "github-personal-access-token",
+         NOISE_THIRD_PARTY_TESTS),
+        ("usr/share/doc/libfoo/examples/key.pem", "rsa-private-key", NOISE_THIRD_PARTY_TESTS),
+        ("usr/local/lib/python3.12/site-packages/transformers/testing_utils.py",
+         "huggingface-token", NOISE_THIRD_PARTY_TESTS),
+        ("usr/local/lib/python3.12/urllib/request.py", "generic-password", NOISE_THIRD_PARTY),
+        ("root/.cache/pip/http-v2/a/b/c.body", "generic-password", NOISE_THIRD_PARTY),
+        ("usr/local/go/src/crypto/tls/testdata/key.pem", "github-personal-access-token",
+         NOISE_THIRD_PARTY_TESTS),
+        ("app/config.py", "generic-password", None),
+        ("opt/app/key.pem", "rsa-private-key", None),
+        ("usr/local/bin/server", "rsa-private-key", None),
+        ("usr/share/nginx/html/main.js", "generic-api-key", None),
+        ("etc/app/secret.pem", "rsa-private-key", None),
+        ("usr/lib/python3/dist-packages/x/y.py", "github-personal-access-token", None),
+        ("usr/bin/tool", "stripe-live-secret-key", None),
+    ],
+)  # fmt: skip
+def test_noise_policy(path: str, rule_id: str, reason: str | None) -> None:
+    assert noise_for(path, rule(rule_id)) == reason
+
+
+def test_private_key_in_a_distribution_library_is_low_in_an_app_critical() -> None:
+    blob = b"\x7fELF\x02\x01\x01\x00" + bytes(64) + PEM.encode() + bytes(64)
+    (lib,) = [f for f in analyze("usr/lib/x86_64-linux-gnu/libx.so.1", blob)]
+    assert lib.severity is Severity.LOW and lib.noise == NOISE_DISTRO
+    (app,) = [f for f in analyze("app/bin/server", blob)]
+    assert app.severity is Severity.CRITICAL and app.noise is None
+    assert app.fingerprint != lib.fingerprint
+
+
+def test_distinctive_token_keeps_its_severity_in_site_packages() -> None:
+    (f,) = analyze("usr/local/lib/python3.12/site-packages/pkg/conf.py", f'T = "{GHP}"\n'.encode())
+    assert f.severity is Severity.CRITICAL and f.noise is None
+
+
+def test_generic_secret_in_site_packages_is_lowered_not_dropped() -> None:
+    (f,) = analyze("usr/local/lib/python3.12/site-packages/pkg/conf.py", GENERIC.encode())
+    assert f.severity is Severity.LOW and f.noise == NOISE_THIRD_PARTY
+    (g,) = analyze("app/conf.py", GENERIC.encode())
+    assert g.severity is Severity.MEDIUM and g.noise is None
+
+
+def test_token_glued_to_a_printable_byte_in_a_binary_is_found() -> None:
+    token = fs.slack_bot_token("glued")
+    data = b"\xca\xfe\xba\xbe\x00\x00\x01\x00" + bytes([len(token)]) + token.encode() + b"\x00"
+    assert chr(len(token)).isalnum()  # the length byte reads as a character
+    (f,) = analyze("app/classes/Config.class", data)
+    assert f.rule_id == "slack-bot-token" and f.severity is Severity.HIGH
+
+
+def test_glued_token_in_text_is_still_not_a_token() -> None:
+    assert analyze("app/notes.txt", f"prefix{GHP}\n".encode()) == []
+
+
+def test_secret_inside_nested_archive_has_inner_path() -> None:
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("conf/app.env", f"TOKEN={GHP}\n")
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, "w") as z:
+        z.writestr("lib/inner.jar", inner.getvalue())
+    found = analyze("opt/app/app.jar", outer.getvalue())
+    secret = [f for f in found if f.rule_id == "github-personal-access-token"]
+    assert [f.location.display_path() for f in secret] == [
+        "/opt/app/app.jar!lib/inner.jar!conf/app.env"
+    ]
+    assert secret[0].location.line == 1
+    env = [f for f in found if f.rule_id == "env-file"]
+    assert env and env[0].location.inner_path == "lib/inner.jar!conf/app.env"
+
+
+def test_unscanned_part_of_an_archive_is_an_info_finding() -> None:
+    analyzer = ContentSecretsAnalyzer(DETECTION)
+    analyzer.limits = ArchiveLimits(member_cap=1 << 16)
+    data = gzip.compress(b"x" * (1 << 18) + f"\nTOKEN={GHP}\n".encode())
+    found = analyze("srv/log.gz", data, analyzer)
+    (info,) = found
+    assert info.rule_id == ARCHIVE_RULE_ID and info.severity is Severity.INFO
+    assert info.location.inner_path == "log" and "per-member cap" in info.match
+
+
+def test_hardlink_is_reported_at_its_path_pointing_at_its_target() -> None:
+    analyzer = SensitivePathsAnalyzer(DETECTION)
+    link = FileInfo("app/.env", EntryKind.HARDLINK, 0o644, 0, 0, 0, linkname="srv/config")
+    (f,) = analyzer.analyze(link, None, LAYER)
+    assert f.rule_id == "env-file" and f.match == "hardlink to /srv/config"
+    content = ContentSecretsAnalyzer(DETECTION)
+    assert not content.required(link)
+
+
+def test_compressed_docs_are_not_opened_app_archives_are() -> None:
+    data = gzip.compress(f"TOKEN={GHP}\n".encode())
+    assert analyze("usr/share/man/man1/tool.1.gz", data) == []
+    (f,) = analyze("app/logs/old.log.gz", data)
+    assert f.location.inner_path == "old.log" and f.severity is Severity.CRITICAL
