@@ -62,14 +62,22 @@ fingerprint, and ``--fail-on low`` still gates on them.
 
 from __future__ import annotations
 
+import io
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
-from scanner.archives import DEFAULT_LIMITS, ArchiveLimits, ArchiveWalk, Prefixed, read_head
+from scanner.archives import (
+    DEFAULT_LIMITS,
+    ArchiveLimits,
+    ArchiveWalk,
+    Prefixed,
+    read_head,
+    sniff,
+)
 from scanner.detection import Detection
 from scanner.findings import Category, Finding, Severity
 from scanner.layers import EntryKind, FileInfo
@@ -209,6 +217,7 @@ def lowered(finding: Finding, reason: str | None) -> Finding:
 
 BINARY_SNIFF = 8192  # a NUL byte in the first 8 KB makes a file binary
 GLUED_LIMIT = 32 << 20  # binaries up to this size get the glued-token pass
+WHOLE_FILE_LIMIT = 4 << 20  # files up to this size are read whole (the engine's window)
 GLUED_REACH = 8192  # bytes after a glued prefix handed to the engine
 
 
@@ -274,7 +283,24 @@ class ContentSecretsAnalyzer(FileAnalyzer):
     ) -> Iterable[Finding]:
         if content is None:
             return []
+        if info.size <= WHOLE_FILE_LIMIT:
+            # Most files are small: read them whole and, unless they are archives, scan
+            # the bytes directly, without the stream wrappers archives and windows need.
+            data = content.read()
+            if sniff(data[:512]) is None:
+                return self._file_findings(info.path, data, layer)
+            content = cast(BinaryIO, io.BytesIO(data))
         return self._findings(info.path, content, layer)
+
+    def _file_findings(self, path: str, data: bytes, layer: LayerContext) -> list[Finding]:
+        detection = self.detection
+        return [
+            lowered(
+                detection.finding(match, layer.location(path, line=match.line)),
+                noise_for(path, match.rule),
+            )
+            for match in self._data_matches(data, path)
+        ]
 
     def _findings(self, path: str, content: BinaryIO, layer: LayerContext) -> Iterator[Finding]:
         detection = self.detection
@@ -310,7 +336,14 @@ class ContentSecretsAnalyzer(FileAnalyzer):
         data = _read_up_to(stream, GLUED_LIMIT + 1)  # the stream still starts with head
         if len(data) > GLUED_LIMIT:
             return engine.scan_stream(Prefixed(data, stream))  # type: ignore[arg-type]
+        return self._data_matches(data, path)
+
+    def _data_matches(self, data: bytes, path: str) -> list[SecretMatch]:
+        """Matches in a whole file held in memory (text, or a binary up to GLUED_LIMIT)."""
+        engine = self.detection.engine
         matches = engine.scan(data)
+        if b"\x00" not in data[:BINARY_SNIFF] or provenance_noise(path) is not None:
+            return matches
         seen = {(m.rule.id, m.start) for m in matches}
         extra = [m for m in self._glued.find(data, engine) if (m.rule.id, m.start) not in seen]
         return sorted([*matches, *extra], key=lambda m: m.start) if extra else matches

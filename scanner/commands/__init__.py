@@ -116,7 +116,7 @@ def scan_options(f: F) -> F:
             type=click.IntRange(min=0),
             default=0,
             show_default=True,
-            help="Worker processes for layers (0: one per core).",
+            help="Worker processes for layers (0: one more than the cores).",
         ),
         click.option(
             "--no-cache",
