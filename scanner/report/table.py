@@ -98,7 +98,13 @@ class TableFormatter(Formatter):
             )
         evidence = f.secret if (reveal and f.secret) else f.match
         noise = f"  ({f.noise})" if f.noise else ""
-        return f"    {sev} {f.rule_id:<28} {where}  {one_line(evidence, 60)}{status}{noise}"
+        verified = ""
+        if f.verification:
+            color = "red" if f.verification == "verified" else None
+            verified = "  " + self._style(f"[{f.verification}]", fg=color, bold=bool(color))
+        return (
+            f"    {sev} {f.rule_id:<28} {where}  {one_line(evidence, 60)}{status}{verified}{noise}"
+        )
 
     def _totals(self, report: Report) -> str:
         s = summary(report)
@@ -110,7 +116,8 @@ class TableFormatter(Formatter):
         if s["recoverable"]:
             text += f"; {s['recoverable']} in deleted or overwritten files"
         if s["suppressed"]:
-            text += f"; {s['suppressed']} suppressed"
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.suppressed.items()))
+            text += f"; {s['suppressed']} suppressed ({reasons})"
         if s["problems"]:
             text += self._style(f"; {s['problems']} error(s): scan INCOMPLETE", fg="red")
         return text
