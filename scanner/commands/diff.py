@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 
 from scanner.commands import (
     emit,
+    finish_report,
     gate_options,
     make_gate,
     make_scanner,
@@ -17,6 +19,8 @@ from scanner.commands import (
     output_options,
     pick_format,
     scan_options,
+    triage_from_cli,
+    triage_options,
 )
 from scanner.diff import DIFF_FORMATS, diff_reports, render, summary_line
 from scanner.results import Report
@@ -32,6 +36,7 @@ scanned (not hidden by --exit-zero).
 @click.argument("old")
 @click.argument("new")
 @scan_options
+@triage_options
 @gate_options
 @output_options(DIFF_FORMATS)
 def diff_command(
@@ -54,10 +59,16 @@ def diff_command(
     """
     gate = make_gate(fail_on, fail_on_category, exit_zero)
     options = options_from_cli(scan_args, gate.fail_on)
+    triage = triage_from_cli(scan_args)
     reveal = options.reveal
+    if triage.verify:  # verification needs the raw secrets; dropped again unless --reveal
+        options = replace(options, reveal=True)
     with make_scanner(options) as scanner:
         old_report = Report([scanner.scan(old)], fail_on=gate.fail_on, reveal=reveal)
         new_report = Report([scanner.scan(new)], fail_on=gate.fail_on, reveal=reveal)
+    for report in (old_report, new_report):
+        for warning in finish_report(report, triage, reveal):
+            click.echo(f"layerleak: warning: {warning}", err=True)
     diff = diff_reports(old_report, new_report)
     name, color = pick_format(fmt, output)
     emit(render(diff, name, gate, color), output)

@@ -12,6 +12,7 @@ import click
 from scanner.commands import (
     emit,
     fail,
+    finish_report,
     gate_options,
     make_gate,
     make_scanner,
@@ -19,6 +20,8 @@ from scanner.commands import (
     output_options,
     pick_format,
     scan_options,
+    triage_from_cli,
+    triage_options,
 )
 from scanner.fly import FLY_FORMATS, is_fly_registry, render, scan_app, summary_line
 from scanner.fly.machines import (
@@ -63,6 +66,7 @@ not be fully scanned.
     help="Machines API base URL (env: LAYERLEAK_FLY_API_URL or FLY_API_URL).",
 )
 @scan_options
+@triage_options
 @gate_options
 @output_options(FLY_FORMATS)
 def fly_command(
@@ -85,6 +89,10 @@ def fly_command(
     """
     gate = make_gate(fail_on, fail_on_category, exit_zero)
     options = options_from_cli(scan_args, gate.fail_on)
+    triage = triage_from_cli(scan_args)
+    reveal = options.reveal
+    if triage.verify:  # verification needs the raw secrets; dropped again unless --reveal
+        options = replace(options, reveal=True)
     try:
         client = MachinesClient(
             token, api_url, notify=None if quiet else lambda m: click.echo(m, err=True)
@@ -113,7 +121,7 @@ def fly_command(
         return scanner_for(image).scan(image.ref)
 
     try:
-        result = scan_app(app, client, scan_one, fail_on=gate.fail_on, reveal=options.reveal)
+        result = scan_app(app, client, scan_one, fail_on=gate.fail_on, reveal=reveal)
     except FlyUsageError as exc:
         fail(str(exc), EXIT_USAGE)
     except FlyError as exc:
@@ -122,6 +130,8 @@ def fly_command(
         client.close()
         for scanner in scanners.values():
             scanner.close()
+    for warning in finish_report(result.report, triage, reveal):
+        click.echo(f"layerleak: warning: {warning}", err=True)
     name, color = pick_format(fmt, output)
     emit(render(result, name, color), output)
     for problem in result.report.problems:

@@ -195,13 +195,8 @@ def sample_report(reveal: bool = False) -> Report:
 
 @functools.lru_cache(maxsize=1)
 def demo_scan() -> tuple[Report, tuple[str, ...]]:
-    """The fixture demo image, scanned once per test session, and its planted secrets.
-
-    Skips the calling test when the fixture builders are not importable.
-    """
-    import pytest
-
-    catalog = pytest.importorskip("fixtures.catalog")
+    """The fixture demo image, scanned once per test session, and its planted secrets."""
+    import fixtures.catalog as catalog
     from fixtures.imagebuilder import write_oci_layout
     from scanner.scan import Scanner, ScanOptions
 
