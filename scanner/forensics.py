@@ -36,3 +36,15 @@ def file_status(path: str, layer_index: int, layers: Sequence[LayerIndex]) -> St
         if path in idx.dirs:  # the file became a directory
             return Status(FileState.OVERWRITTEN, later)
     return Status(FileState.PRESENT, None)
+
+
+def reachable_status(path: str, layer_index: int, layers: Sequence[LayerIndex]) -> Status:
+    """:func:`file_status`, but a file deleted under its own name that a hard link of the
+    same layer still reaches is present: its bytes are in the final filesystem."""
+    status = file_status(path, layer_index, layers)
+    if not status.recoverable:
+        return status
+    for link, target in layers[layer_index].hardlinks.items():
+        if target == path and file_status(link, layer_index, layers).state is FileState.PRESENT:
+            return Status(FileState.PRESENT)
+    return status

@@ -23,7 +23,7 @@ from scanner.cache import LayerCache, default_cache_dir
 from scanner.detection import Detection
 from scanner.errors import LayerleakError
 from scanner.findings import FileState, Finding, LocationKind, Severity, Status
-from scanner.forensics import file_status
+from scanner.forensics import reachable_status
 from scanner.image import Image, Layer, PlatformImage
 from scanner.layer_scan import place_layer_findings, scan_layer
 from scanner.results import (
@@ -74,6 +74,7 @@ def default_jobs() -> int:
     on 2 cores: 3 workers scan the benchmark image 12% faster than 2.
     """
     return (os.cpu_count() or 1) + 1
+
 
 # The detection a forked worker inherits from its parent (set just before the fork).
 _WORKER_DETECTION: Detection | None = None
@@ -182,7 +183,7 @@ class Scanner:
             placed = place_layer_findings(lr.findings, layer, created_by)
             for finding in placed:
                 status = (
-                    file_status(finding.location.path, layer.index, indexes)
+                    reachable_status(finding.location.path, layer.index, indexes)
                     if finding.location.path is not None
                     else Status(FileState.NOT_A_FILE)
                 )

@@ -1,5 +1,5 @@
 from scanner.findings import FileState, Status
-from scanner.forensics import ancestors, file_status
+from scanner.forensics import ancestors, file_status, reachable_status
 from scanner.layers import LayerIndex
 
 
@@ -75,3 +75,13 @@ def test_first_later_change_wins() -> None:
 def test_only_later_layers_count() -> None:
     layers = [idx(whiteouts={"f"}), idx(added={"f"})]
     assert file_status("f", 1, layers).state is FileState.PRESENT
+
+
+def test_hard_link_keeps_a_deleted_file_reachable() -> None:
+    first = idx(added={"app/key", "app/link"})
+    first.hardlinks["app/link"] = "app/key"
+    layers = [first, idx(whiteouts={"app/key"})]
+    assert file_status("app/key", 0, layers).state is FileState.DELETED
+    assert reachable_status("app/key", 0, layers) == Status(FileState.PRESENT)
+    both_gone = [first, idx(whiteouts={"app/key", "app/link"})]
+    assert reachable_status("app/key", 0, both_gone) == Status(FileState.DELETED, 1)
