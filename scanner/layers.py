@@ -275,8 +275,26 @@ class LayerReader:
             tar.close()
 
     def finish(self) -> None:
-        """Read to the end and check both digests (raises DigestMismatch/LayerError)."""
+        """Read to the end and check both digests (raises DigestMismatch/LayerError).
+
+        What follows the tar's end must be zero padding. tarfile stops at the first
+        zero block or invalid header without a word, so anything else there (a
+        corrupt header, or data hidden after the end-of-archive marker, which Docker
+        ignores too) was not walked: that is a problem, and the scan is incomplete.
+        """
         try:
+            hidden = 0
+            if self._forward is not None:
+                start = self._forward.tell()
+                while chunk := self._forward.read(READ_SIZE):
+                    if chunk.count(0) != len(chunk):
+                        hidden += len(chunk) - chunk.count(0)
+                if hidden:
+                    self.problems.append(
+                        f"{self.what}: {hidden} non-zero bytes after the end of the tar archive "
+                        f"(from offset {start}) were not walked: a corrupt header, or data "
+                        "hidden past the end-of-archive marker"
+                    )
             self._tar_stream.verify()
             self._blob.verify()
         except DECODE_ERRORS as exc:

@@ -163,3 +163,22 @@ def test_undecodable_blob_with_wrong_digest_names_both_digests() -> None:
     assert result.error is not None
     assert result.error.startswith("layer 1 (")
     assert sha(good) in result.error and sha(bad) in result.error
+
+
+def test_data_hidden_after_the_end_of_the_archive_is_a_problem() -> None:
+    first = make_tar([("visible", b"x", 0o644)])  # ends with two zero blocks
+    hidden = make_tar([("hidden/id_rsa", b"-----BEGIN OPENSSH PRIVATE KEY-----", 0o600)])
+    data = first + hidden
+    reader = LayerReader(io.BytesIO(data), what="layer 4", digest=sha(data), diff_id=sha(data))
+    assert [info.path for info, _ in reader] == ["visible"]
+    reader.finish()
+    assert len(reader.problems) == 1
+    assert "layer 4" in reader.problems[0] and "not walked" in reader.problems[0]
+
+
+def test_zero_padding_after_the_archive_is_fine() -> None:
+    data = TAR + b"\0" * 20480
+    reader = LayerReader(io.BytesIO(data), what="layer 0", digest=sha(data), diff_id=sha(data))
+    list(reader)
+    reader.finish()
+    assert reader.problems == []
