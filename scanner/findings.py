@@ -99,6 +99,7 @@ class Location:
     history_index: int | None = None  # index into config.history
     created_by: str | None = None  # the build step (history created_by), redacted
     field: str | None = None  # config field, e.g. "config.Env[2]" or "config.Labels[foo]"
+    occurrence: int | None = None  # n-th copy of a path written several times in one layer
 
     def display_path(self) -> str:
         if self.path is None:

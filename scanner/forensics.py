@@ -22,7 +22,11 @@ def ancestors(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def file_status(path: str, layer_index: int, layers: Sequence[LayerIndex]) -> Status:
+def file_status(
+    path: str, layer_index: int, layers: Sequence[LayerIndex], occurrence: int = 1
+) -> Status:
+    if occurrence < layers[layer_index].duplicates.get(path, 1):
+        return Status(FileState.OVERWRITTEN, layer_index)  # a later copy in the same layer
     parents = ancestors(path)
     for later in range(layer_index + 1, len(layers)):
         idx = layers[later]
@@ -38,10 +42,12 @@ def file_status(path: str, layer_index: int, layers: Sequence[LayerIndex]) -> St
     return Status(FileState.PRESENT, None)
 
 
-def reachable_status(path: str, layer_index: int, layers: Sequence[LayerIndex]) -> Status:
+def reachable_status(
+    path: str, layer_index: int, layers: Sequence[LayerIndex], occurrence: int = 1
+) -> Status:
     """:func:`file_status`, but a file deleted under its own name that a hard link of the
     same layer still reaches is present: its bytes are in the final filesystem."""
-    status = file_status(path, layer_index, layers)
+    status = file_status(path, layer_index, layers, occurrence)
     if not status.recoverable:
         return status
     for link, target in layers[layer_index].hardlinks.items():

@@ -52,6 +52,7 @@ def scan_layer(
             wanted = [a for a in analyzers if a.required(info)]
             if not wanted:
                 continue
+            first = len(findings)
             readers = [a for a in wanted if a.needs_content]
             for analyzer in wanted:
                 if not analyzer.needs_content:
@@ -62,6 +63,11 @@ def scan_layer(
                 data = content.read(SHARED_CONTENT_LIMIT)
                 for analyzer in readers:
                     findings.extend(analyzer.analyze(info, io.BytesIO(data), context))
+            if info.occurrence > 1:  # a path written again in this layer: say which copy
+                findings[first:] = [
+                    replace(f, location=replace(f.location, occurrence=info.occurrence))
+                    for f in findings[first:]
+                ]
         reader.finish()
     except (LayerError, SourceError) as exc:
         error = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"

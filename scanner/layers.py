@@ -62,6 +62,7 @@ class FileInfo:
     gid: int
     linkname: str = ""  # symlink target as written; hardlink target normalised
     raw_name: str = ""  # the member name as it was in the tar
+    occurrence: int = 1  # the n-th entry with this path in this layer (the last one wins)
 
     @property
     def is_setuid(self) -> bool:
@@ -81,6 +82,9 @@ class LayerIndex:
     whiteouts: set[str] = field(default_factory=set)  # paths deleted from lower layers
     opaque_dirs: set[str] = field(default_factory=set)
     hardlinks: dict[str, str] = field(default_factory=dict)  # link path -> target path
+    # Paths written more than once in this layer, and how often: only the last copy
+    # reaches the filesystem, the earlier ones are overwritten within the layer.
+    duplicates: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -89,6 +93,7 @@ class LayerIndex:
             "whiteouts": sorted(self.whiteouts),
             "opaque_dirs": sorted(self.opaque_dirs),
             "hardlinks": dict(sorted(self.hardlinks.items())),
+            "duplicates": dict(sorted(self.duplicates.items())),
         }
 
     @classmethod
@@ -100,14 +105,16 @@ class LayerIndex:
             return {str(v) for v in value}
 
         links = data.get("hardlinks", {})
-        if not isinstance(links, dict):
-            raise ValueError("layer index: hardlinks is not a mapping")
+        duplicates = data.get("duplicates", {})
+        if not isinstance(links, dict) or not isinstance(duplicates, dict):
+            raise ValueError("layer index: hardlinks or duplicates is not a mapping")
         return cls(
             added=strings("added"),
             dirs=strings("dirs"),
             whiteouts=strings("whiteouts"),
             opaque_dirs=strings("opaque_dirs"),
             hardlinks={str(k): str(v) for k, v in links.items()},
+            duplicates={str(k): int(v) for k, v in duplicates.items()},
         )
 
 
@@ -350,10 +357,14 @@ class LayerReader:
                 raw_name=member.name,
             )
         linkname = member.linkname
+        occurrence = 1
         if member.isdir():
             kind = EntryKind.DIR
             index.dirs.add(path)
         else:
+            if path in index.added:
+                occurrence = index.duplicates.get(path, 1) + 1
+                index.duplicates[path] = occurrence
             index.added.add(path)
             if member.isreg():
                 kind = EntryKind.FILE
@@ -374,6 +385,7 @@ class LayerReader:
             member.gid,
             linkname=linkname,
             raw_name=member.name,
+            occurrence=occurrence,
         )
 
 

@@ -183,7 +183,12 @@ class Scanner:
             placed = place_layer_findings(lr.findings, layer, created_by)
             for finding in placed:
                 status = (
-                    reachable_status(finding.location.path, layer.index, indexes)
+                    reachable_status(
+                        finding.location.path,
+                        layer.index,
+                        indexes,
+                        finding.location.occurrence or 1,
+                    )
                     if finding.location.path is not None
                     else Status(FileState.NOT_A_FILE)
                 )

@@ -85,3 +85,11 @@ def test_hard_link_keeps_a_deleted_file_reachable() -> None:
     assert reachable_status("app/key", 0, layers) == Status(FileState.PRESENT)
     both_gone = [first, idx(whiteouts={"app/key", "app/link"})]
     assert reachable_status("app/key", 0, both_gone) == Status(FileState.DELETED, 1)
+
+
+def test_earlier_copy_of_a_path_written_twice_in_one_layer_is_overwritten() -> None:
+    layer = idx(added={"app/.env"})
+    layer.duplicates["app/.env"] = 2
+    layers = [layer]
+    assert file_status("app/.env", 0, layers, occurrence=1) == Status(FileState.OVERWRITTEN, 0)
+    assert file_status("app/.env", 0, layers, occurrence=2) == Status(FileState.PRESENT)

@@ -182,3 +182,11 @@ def test_zero_padding_after_the_archive_is_fine() -> None:
     list(reader)
     reader.finish()
     assert reader.problems == []
+
+
+def test_a_path_written_twice_in_one_layer_is_counted() -> None:
+    data = make_tar([("app/.env", b"A=1", 0o644), ("app/x", b"", 0o644), ("app/.env", b"", 0o644)])
+    reader = LayerReader(io.BytesIO(data), what="layer 0", digest=None, diff_id=None)
+    seen = [(info.path, info.occurrence) for info, _ in reader]
+    assert seen == [("app/.env", 1), ("app/x", 1), ("app/.env", 2)]
+    assert reader.index.duplicates == {"app/.env": 2}

@@ -200,3 +200,28 @@ def test_broken_images_report_a_problem_and_keep_the_rest(
         )
         # The config and history are still checked.
         assert "root-user" in rules(result) or "no-healthcheck" in rules(result)
+
+
+def test_secret_overwritten_within_its_own_layer(tmp_path: Path) -> None:
+    from fixtures import fakesecrets
+    from fixtures.catalog import base_layer
+    from fixtures.imagebuilder import Entry, ImageSpec, LayerSpec, write_oci_layout
+
+    token = fakesecrets.github_pat("same-layer")
+    spec = ImageSpec(
+        steps=[
+            base_layer(),
+            LayerSpec(
+                [
+                    Entry("app/deploy.env", content=f"GH_TOKEN={token}\n".encode()),
+                    Entry("app/main.py", content=b"print('hi')\n"),
+                    Entry("app/deploy.env", content=b"GH_TOKEN=\n"),
+                ],
+                created_by="COPY . /app # buildkit",
+            ),
+        ]
+    )
+    result = scan(write_oci_layout(tmp_path / "img", [spec]))
+    found = secrets_at(result, "app/deploy.env", layer=1)
+    assert found and {state(f) for f in found} == {(FileState.OVERWRITTEN, 1)}
+    assert {f.location.occurrence for f in found} == {None}  # the first copy
