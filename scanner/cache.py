@@ -26,7 +26,7 @@ from scanner.findings import Finding, Status
 from scanner.layers import LayerIndex
 from scanner.results import LayerResult
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: layer indexes record paths written twice in a layer
 
 
 def default_cache_dir() -> Path:
