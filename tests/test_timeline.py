@@ -312,3 +312,15 @@ def test_timeline_no_match_is_a_usage_error(registry_anonymous: Any, tmp_path: P
     result = CliRunner().invoke(command, [f"{host}/{repo}", "--match", "release-*", "-q"])
     assert result.exit_code == 2
     assert "no tag" in result.stderr and "release-*" in result.stderr
+
+
+def test_timeline_honours_the_ignore_file(registry_anonymous: Any, tmp_path: Path) -> None:
+    host, repo = _push_releases(registry_anonymous, tmp_path)
+    ignore = tmp_path / "ignore.toml"
+    ignore.write_text('[[ignore]]\npath = "/app/**"\nreason = "rotated on 2024-03-01"\n')
+    args = [f"{host}/{repo}", "--match", "deployment-*", "--format", "json", "--no-cache", "-q"]
+    plain = json.loads(CliRunner().invoke(_timeline_command(), args).stdout)
+    assert any(e["where"].startswith("/app/") for e in plain["exposures"])
+    result = CliRunner().invoke(_timeline_command(), [*args, "--ignore-file", str(ignore)])
+    doc = json.loads(result.stdout)
+    assert doc["exposures"] and not any(e["where"].startswith("/app/") for e in doc["exposures"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import click
 from scanner.commands import (
     emit,
     fail,
+    finish_report,
     gate_options,
     make_gate,
     make_scanner,
@@ -18,6 +20,8 @@ from scanner.commands import (
     output_options,
     pick_format,
     scan_options,
+    triage_from_cli,
+    triage_options,
 )
 from scanner.errors import LayerleakError, UsageError
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
@@ -25,6 +29,7 @@ from scanner.image import Image
 from scanner.reference import parse_reference
 from scanner.registry.client import Endpoint, RegistryClient
 from scanner.registry.credentials import resolve_credential
+from scanner.results import ImageResult, Report
 from scanner.sources.registry import RegistrySource
 from scanner.timeline import (
     TIMELINE_FORMATS,
@@ -60,6 +65,7 @@ are history: see the report); 1 the newest release has a finding that reaches it
     help="Scan only the N newest matching releases.",
 )
 @scan_options
+@triage_options
 @gate_options
 @output_options(TIMELINE_FORMATS)
 def timeline_command(
@@ -110,14 +116,29 @@ def timeline_command(
         with RegistrySource(text, options.source) as source:
             return source.load()
 
+    triage = triage_from_cli(scan_args)
+    reveal = options.reveal
+    if triage.verify:  # verification needs the raw secrets; dropped again unless --reveal
+        options = replace(options, reveal=True)
+    warnings: set[str] = set()
+
+    def scan_release(ref: str) -> ImageResult:
+        """One release, with the ignore file, baseline and --verify applied."""
+        report = Report([scanner.scan(ref)], fail_on=gate.fail_on, reveal=reveal)
+        for warning in finish_report(report, triage, reveal):
+            if warning not in warnings:
+                warnings.add(warning)
+                click.echo(f"layerleak: warning: {warning}", err=True)
+        return report.images[0]
+
     with make_scanner(options) as scanner:
         timeline = build_timeline(
             name,
             tags,
             patterns,
             load,
-            scanner.scan,
-            reveal=options.reveal,
+            scan_release,
+            reveal=reveal,
             last=last,
             notify=None if quiet else lambda m: click.echo(m, err=True),
         )
