@@ -18,14 +18,14 @@ from scanner import __version__
 from scanner.commands import (
     emit,
     fail,
-    finish_report,
+    finish_and_warn,
     gate_options,
     make_gate,
     options_from_cli,
     output_options,
     pick_format,
     scan_options,
-    triage_from_cli,
+    triage_and_options,
     triage_options,
 )
 from scanner.commands.baseline import baseline_command
@@ -114,10 +114,7 @@ def scan(ctx: click.Context, **args: object) -> None:
         source=replace(options.source, timeout=float(args["timeout"])),  # type: ignore[arg-type]
         dockerfile=cast(Path | None, args["dockerfile"]),
     )
-    triage = triage_from_cli(args)
-    reveal = options.reveal
-    if triage.verify:  # verification needs the raw secrets; dropped again unless --reveal
-        options = replace(options, reveal=True)
+    triage, options, reveal = triage_and_options(args, options)
     quiet = bool(args["quiet"])
     progress = ProgressBar() if not quiet and sys.stderr.isatty() else None
     try:
@@ -127,8 +124,7 @@ def scan(ctx: click.Context, **args: object) -> None:
     report = scanner.scan_all(sources)
     if progress is not None:
         progress.clear()
-    for warning in finish_report(report, triage, reveal):
-        click.echo(f"layerleak: warning: {warning}", err=True)
+    finish_and_warn(report, triage, reveal)
     output = args["output"]
     name, color = pick_format(args["fmt"], output)  # type: ignore[arg-type]
     emit(FORMATTERS[name](color=color).render(report), output)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -344,3 +344,29 @@ def finish_report(report: Report, triage: Triage, reveal: bool) -> list[str]:
         verify_report(report, keep_secrets=reveal)
     report.reveal = reveal
     return warnings
+
+
+def triage_and_options(
+    args: Mapping[str, Any], options: ScanOptions
+) -> tuple[Triage, ScanOptions, bool]:
+    """The triage of a command line, the scan options it needs, and the user's --reveal.
+
+    ``--verify`` needs the raw secrets, so it scans with ``reveal=True``; they are
+    dropped again by :func:`finish_and_warn` unless the user asked for ``--reveal``.
+    """
+    triage = triage_from_cli(args)
+    reveal = options.reveal
+    if triage.verify:
+        options = replace(options, reveal=True)
+    return triage, options, reveal
+
+
+def finish_and_warn(
+    report: Report, triage: Triage, reveal: bool, seen: set[str] | None = None
+) -> None:
+    """:func:`finish_report`, its warnings on standard error (once each, given ``seen``)."""
+    for warning in finish_report(report, triage, reveal):
+        if seen is None or warning not in seen:
+            if seen is not None:
+                seen.add(warning)
+            click.echo(f"layerleak: warning: {warning}", err=True)

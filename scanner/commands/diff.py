@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import click
 
 from scanner.commands import (
     emit,
-    finish_report,
+    finish_and_warn,
     gate_options,
     make_gate,
     make_scanner,
@@ -19,7 +18,7 @@ from scanner.commands import (
     output_options,
     pick_format,
     scan_options,
-    triage_from_cli,
+    triage_and_options,
     triage_options,
 )
 from scanner.diff import DIFF_FORMATS, diff_reports, render, summary_line
@@ -59,16 +58,13 @@ def diff_command(
     """
     gate = make_gate(fail_on, fail_on_category, exit_zero)
     options = options_from_cli(scan_args, gate.fail_on)
-    triage = triage_from_cli(scan_args)
-    reveal = options.reveal
-    if triage.verify:  # verification needs the raw secrets; dropped again unless --reveal
-        options = replace(options, reveal=True)
+    triage, options, reveal = triage_and_options(scan_args, options)
     with make_scanner(options) as scanner:
         old_report = Report([scanner.scan(old)], fail_on=gate.fail_on, reveal=reveal)
         new_report = Report([scanner.scan(new)], fail_on=gate.fail_on, reveal=reveal)
+    seen: set[str] = set()
     for report in (old_report, new_report):
-        for warning in finish_report(report, triage, reveal):
-            click.echo(f"layerleak: warning: {warning}", err=True)
+        finish_and_warn(report, triage, reveal, seen)
     diff = diff_reports(old_report, new_report)
     name, color = pick_format(fmt, output)
     emit(render(diff, name, gate, color), output)

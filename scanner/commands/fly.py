@@ -12,7 +12,7 @@ import click
 from scanner.commands import (
     emit,
     fail,
-    finish_report,
+    finish_and_warn,
     gate_options,
     make_gate,
     make_scanner,
@@ -20,7 +20,7 @@ from scanner.commands import (
     output_options,
     pick_format,
     scan_options,
-    triage_from_cli,
+    triage_and_options,
     triage_options,
 )
 from scanner.fly import FLY_FORMATS, is_fly_registry, render, scan_app, summary_line
@@ -89,10 +89,7 @@ def fly_command(
     """
     gate = make_gate(fail_on, fail_on_category, exit_zero)
     options = options_from_cli(scan_args, gate.fail_on)
-    triage = triage_from_cli(scan_args)
-    reveal = options.reveal
-    if triage.verify:  # verification needs the raw secrets; dropped again unless --reveal
-        options = replace(options, reveal=True)
+    triage, options, reveal = triage_and_options(scan_args, options)
     try:
         client = MachinesClient(
             token, api_url, notify=None if quiet else lambda m: click.echo(m, err=True)
@@ -130,8 +127,7 @@ def fly_command(
         client.close()
         for scanner in scanners.values():
             scanner.close()
-    for warning in finish_report(result.report, triage, reveal):
-        click.echo(f"layerleak: warning: {warning}", err=True)
+    finish_and_warn(result.report, triage, reveal)
     name, color = pick_format(fmt, output)
     emit(render(result, name, color), output)
     for problem in result.report.problems:

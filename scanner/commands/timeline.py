@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import click
 from scanner.commands import (
     emit,
     fail,
-    finish_report,
+    finish_and_warn,
     gate_options,
     make_gate,
     make_scanner,
@@ -20,7 +19,7 @@ from scanner.commands import (
     output_options,
     pick_format,
     scan_options,
-    triage_from_cli,
+    triage_and_options,
     triage_options,
 )
 from scanner.errors import LayerleakError, UsageError
@@ -116,19 +115,13 @@ def timeline_command(
         with RegistrySource(text, options.source) as source:
             return source.load()
 
-    triage = triage_from_cli(scan_args)
-    reveal = options.reveal
-    if triage.verify:  # verification needs the raw secrets; dropped again unless --reveal
-        options = replace(options, reveal=True)
-    warnings: set[str] = set()
+    triage, options, reveal = triage_and_options(scan_args, options)
+    warned: set[str] = set()
 
     def scan_release(ref: str) -> ImageResult:
         """One release, with the ignore file, baseline and --verify applied."""
         report = Report([scanner.scan(ref)], fail_on=gate.fail_on, reveal=reveal)
-        for warning in finish_report(report, triage, reveal):
-            if warning not in warnings:
-                warnings.add(warning)
-                click.echo(f"layerleak: warning: {warning}", err=True)
+        finish_and_warn(report, triage, reveal, warned)
         return report.images[0]
 
     with make_scanner(options) as scanner:
