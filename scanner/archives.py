@@ -48,6 +48,7 @@ import zstandard
 from isal import igzip  # type: ignore[import-untyped,unused-ignore]
 
 from scanner.layers import DECODE_ERRORS, READ_SIZE, ZSTD_MAGIC
+from scanner.streams import read_up_to
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 GZIP_HEAD = b"\x1f\x8b\x08"
@@ -176,16 +177,8 @@ def read_head(stream: BinaryIO, n: int = HEAD_SIZE) -> tuple[bytes, BinaryIO]:
         and (len(stream.head) >= n or stream._eof)
     ):
         return stream.head[:n], stream
-    chunks: list[bytes] = []
-    got = 0
-    while got < n:
-        chunk = stream.read(n - got)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    head = b"".join(chunks)
-    return head, Prefixed(head, stream, at_eof=got < n)  # type: ignore[return-value]
+    head = read_up_to(stream, n)
+    return head, Prefixed(head, stream, at_eof=len(head) < n)  # type: ignore[return-value]
 
 
 class _Limited(io.RawIOBase):

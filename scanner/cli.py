@@ -35,8 +35,6 @@ from scanner.commands.fly import fly_command
 from scanner.commands.rules import rules_command
 from scanner.commands.timeline import timeline_command
 from scanner.errors import LayerleakError
-
-# Re-exported for callers that computed exit codes from the report alone.
 from scanner.gate import EXIT_USAGE, scan_exit_code
 from scanner.progress import ProgressBar
 from scanner.report.formats import FORMATTERS

@@ -83,6 +83,7 @@ from scanner.findings import Category, Finding, Severity
 from scanner.layers import EntryKind, FileInfo
 from scanner.secrets.engine import KeywordPrefilter, SecretEngine, SecretMatch
 from scanner.signatures import Rule, SignatureSet
+from scanner.streams import read_up_to
 
 ARCHIVE_RULE_ID = "archive-not-fully-scanned"
 ARCHIVE_RULE_TITLE = "Archive not fully scanned"
@@ -333,7 +334,7 @@ class ContentSecretsAnalyzer(FileAnalyzer):
         # the glued-token pass is for binaries not shipped by a distribution or package
         if b"\x00" not in head or provenance_noise(path) is not None:
             return engine.scan_stream(stream)
-        data = _read_up_to(stream, GLUED_LIMIT + 1)  # the stream still starts with head
+        data = read_up_to(stream, GLUED_LIMIT + 1)  # the stream still starts with head
         if len(data) > GLUED_LIMIT:
             return engine.scan_stream(Prefixed(data, stream))  # type: ignore[arg-type]
         return self._data_matches(data, path)
@@ -362,15 +363,3 @@ class ContentSecretsAnalyzer(FileAnalyzer):
                 description=rule.description,
             )
             yield lowered(finding, noise_for(path, None))
-
-
-def _read_up_to(stream: BinaryIO, size: int) -> bytes:
-    chunks: list[bytes] = []
-    got = 0
-    while got < size:
-        chunk = stream.read(min(size - got, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)

@@ -34,6 +34,7 @@ from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 from scanner.secrets.noise import assess, shannon_entropy
 from scanner.secrets.validators import VALIDATORS, credentials_password
 from scanner.signatures import Rule, SignatureSet
+from scanner.streams import read_up_to
 
 LINE_REACH = 4096  # single-line rules: bytes kept either side of a keyword, within its line
 BLOCK_BEFORE = 4096  # multi-line rules: bytes before a keyword
@@ -263,7 +264,7 @@ class SecretEngine:
         overlap = max(overlap, 2 * MAX_REGION)
         window = max(window, 2 * overlap)
         half = overlap // 2
-        buf = _read_full(stream, window)
+        buf = read_up_to(stream, window)
         base, line_base, lo = 0, 1, 0
         previous: set[tuple[str, int]] = set()
         while True:
@@ -278,7 +279,7 @@ class SecretEngine:
                 yield match
             if eof:
                 return
-            more = _read_full(stream, window - overlap)
+            more = read_up_to(stream, window - overlap)
             if not more:  # the stream ended exactly at the window's end
                 for match in self._scan_buffer(buf, hi, len(buf), base, line_base):
                     if (match.rule.id, match.end) not in current:
@@ -458,16 +459,3 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((s, e))
     return out
-
-
-def _read_full(stream: BinaryIO, size: int) -> bytes:
-    """Up to ``size`` bytes: fewer only at the end of the stream."""
-    chunks: list[bytes] = []
-    got = 0
-    while got < size:
-        chunk = stream.read(size - got)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
