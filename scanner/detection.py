@@ -122,8 +122,9 @@ class Detection:
     def finding(self, match: SecretMatch, location: Location) -> Finding:
         rule = match.rule
         severity = rule.severity
+        suppressed = None
         if match.noise is not None:
-            severity = min(severity, Severity.LOW)
+            severity, suppressed = Severity.INFO, f"noise: {match.noise}"
         return Finding(
             rule_id=rule.id,
             title=rule.title,
@@ -136,6 +137,7 @@ class Detection:
             description=rule.description,
             secret=match.secret if self.reveal else None,
             noise=match.noise,
+            suppressed=suppressed,
         )
 
     def redact_text(self, text: str) -> str:

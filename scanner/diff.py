@@ -141,7 +141,7 @@ def summary_line(diff: Diff, gate: Gate) -> str:
         f"layerleak diff: new {len(diff.added)} ({counts(diff.added)}); fixed "
         f"{len(diff.fixed)}; unchanged {len(diff.unchanged)}; gating "
         f"{len(diff.failing(gate))} ({gate.describe()}); suppressed="
-        f"{sum(diff.new.suppressed.values())}; errors={errors} ({state})"
+        f"{sum(diff.new.suppressed_reasons().values())}; errors={errors} ({state})"
     )
 
 

@@ -126,6 +126,9 @@ class Finding:
     status: Status = field(default_factory=Status)
     secret: str | None = None  # the raw secret: only set with --reveal
     noise: str | None = None  # why this finding was downgraded (placeholder, example key...)
+    # "noise: placeholder", "noise: checksum mismatch"...: an info finding kept for the
+    # record, off in the table and the gate unless --show-suppressed (always in JSON)
+    suppressed: str | None = None
     verification: str | None = None  # verified / invalid / unknown, with --verify
 
     @property
@@ -187,6 +190,7 @@ class Finding:
             ),
             secret=data.get("secret"),
             noise=data.get("noise"),
+            suppressed=data.get("suppressed"),
             verification=data.get("verification"),
         )
 

@@ -80,7 +80,7 @@ class Gate:
         return cls(severity, parse_categories(fail_on_category), exit_zero)
 
     def gates(self, finding: Finding) -> bool:
-        if finding.severity < self.fail_on:
+        if finding.suppressed or finding.severity < self.fail_on:
             return False
         return not self.categories or finding.category in self.categories
 

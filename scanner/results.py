@@ -103,6 +103,7 @@ class Report:
     fail_on: Severity = Severity.HIGH
     reveal: bool = False
     suppressed: Counter[str] = field(default_factory=Counter)  # reason -> count
+    show_suppressed: bool = False  # list suppressed (noise) findings in table and Markdown
 
     @property
     def findings(self) -> list[Finding]:
@@ -116,9 +117,26 @@ class Report:
     def complete(self) -> bool:
         return not self.problems
 
+    @property
+    def reported(self) -> list[Finding]:
+        """The findings that count: all but the suppressed (noise) ones."""
+        return [f for f in self.findings if not f.suppressed]
+
+    def visible(self, findings: list[Finding]) -> list[Finding]:
+        """The findings a table or Markdown report lists (suppressed ones only with
+        ``--show-suppressed``)."""
+        return findings if self.show_suppressed else [f for f in findings if not f.suppressed]
+
+    def suppressed_reasons(self) -> Counter[str]:
+        """Why findings were suppressed, with counts: the ignore file and baseline
+        (removed from the report) and noise (kept as suppressed ``info`` findings)."""
+        reasons = Counter(self.suppressed)
+        reasons.update(f.suppressed for f in self.findings if f.suppressed)
+        return reasons
+
     def counts(self) -> dict[str, int]:
-        counter = Counter(f.severity.label for f in self.findings)
+        counter = Counter(f.severity.label for f in self.reported)
         return {s.label: counter.get(s.label, 0) for s in sorted(Severity, reverse=True)}
 
     def failing(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity >= self.fail_on]
+        return [f for f in self.reported if f.severity >= self.fail_on]

@@ -13,6 +13,8 @@ Content rule fields (``rules:``)::
 
     id            kebab-case, unique across all loaded files
     detector      trufflehog's detector name where one exists (AWS, Github, FlyIO...)
+    provider      who issues the credential (GitHub, Fly.io, Slack...; default: the
+                  detector); ``layerleak rules --coverage`` groups rules by it
     title         one line
     severity      info | low | medium | high | critical
     category      default "secret"
@@ -63,6 +65,7 @@ RULE_FIELDS = frozenset(
     {
         "id",
         "detector",
+        "provider",
         "title",
         "severity",
         "category",
@@ -124,12 +127,14 @@ class Rule:
     multiline: bool = False
     generic: bool = False
     validate: str | None = None
+    provider: str = ""
 
     def canonical(self) -> dict[str, Any]:
         """Everything that defines the rule (not where it was loaded from)."""
         return {
             "id": self.id,
             "detector": self.detector,
+            "provider": self.provider,
             "title": self.title,
             "severity": self.severity.label,
             "category": self.category.value,
@@ -346,7 +351,7 @@ def _check_fields(
         raise err(f"missing field(s): {', '.join(missing)}")
     if not isinstance(raw["id"], str) or not RULE_ID.match(raw["id"]):
         raise err("id must be kebab-case (lower-case letters, digits and dashes)")
-    for name in ("title", "detector", "description"):
+    for name in ("title", "detector", "provider", "description"):
         if name in raw and not isinstance(raw[name], str):
             raise err(f"{name} must be a string")
     return raw
@@ -485,6 +490,7 @@ def _parse_rule(raw: Any, source: str, index: int) -> Rule:
         multiline=bool(raw.get("multiline", False)),
         generic=bool(raw.get("generic", False)),
         validate=validate,
+        provider=raw.get("provider") or raw["detector"],
     )
     _check_examples(rule, err)
     return rule

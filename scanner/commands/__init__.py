@@ -309,6 +309,12 @@ def triage_options(f: F) -> F:
             "are live (read-only calls; base URLs from LAYERLEAK_VERIFY_<NAME>_URL). "
             "Off by default.",
         ),
+        click.option(
+            "--show-suppressed",
+            is_flag=True,
+            help="List suppressed findings (noise: placeholders, documented examples, "
+            "checksum mismatches) in the table and Markdown; JSON always has them.",
+        ),
     )(f)
 
 
@@ -317,6 +323,7 @@ class Triage:
     ignores: IgnoreList
     baseline: Baseline | None
     verify: bool
+    show_suppressed: bool = False
 
 
 def triage_from_cli(args: Mapping[str, Any]) -> Triage:
@@ -328,7 +335,9 @@ def triage_from_cli(args: Mapping[str, Any]) -> Triage:
         baseline = load_baseline(path) if path is not None else None
     except LayerleakError as exc:
         fail(str(exc), EXIT_USAGE)
-    return Triage(ignores, baseline, bool(args.get("verify")))
+    return Triage(
+        ignores, baseline, bool(args.get("verify")), bool(args.get("show_suppressed"))
+    )
 
 
 def finish_report(report: Report, triage: Triage, reveal: bool) -> list[str]:
@@ -343,6 +352,7 @@ def finish_report(report: Report, triage: Triage, reveal: bool) -> list[str]:
     if triage.verify:
         verify_report(report, keep_secrets=reveal)
     report.reveal = reveal
+    report.show_suppressed = triage.show_suppressed
     return warnings
 
 

@@ -31,9 +31,9 @@ def summary(report: Report) -> dict[str, Any]:
         "platforms": platforms,
         "layers": layers,
         "findings": report.counts(),
-        "total": len(report.findings),
-        "recoverable": sum(1 for f in report.findings if f.status.recoverable),
-        "suppressed": sum(report.suppressed.values()),
+        "total": len(report.reported),
+        "recoverable": sum(1 for f in report.reported if f.status.recoverable),
+        "suppressed": sum(report.suppressed_reasons().values()),
         "problems": len(report.problems),
         "complete": report.complete,
     }

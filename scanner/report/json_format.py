@@ -19,7 +19,7 @@ class JsonFormatter(Formatter):
             "fail_on": report.fail_on.label,
             "complete": report.complete,
             "summary": summary(report),
-            "suppressed": dict(sorted(report.suppressed.items())),
+            "suppressed": dict(sorted(report.suppressed_reasons().items())),
             "images": [_image(i, report.reveal) for i in report.images],
         }
         return json.dumps(doc, indent=2, sort_keys=False) + "\n"

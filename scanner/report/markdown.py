@@ -160,7 +160,7 @@ class MarkdownFormatter(Formatter):
 
     def lines(self, report: Report, title: str = "layerleak scan") -> list[str]:
         s = summary(report)
-        findings = report.findings
+        findings = report.visible(report.findings)
         failing = report.failing()
         verdict = (
             "⚠️ **scan incomplete**"
@@ -187,15 +187,16 @@ class MarkdownFormatter(Formatter):
             out += [*callout, ""]
         budget = [MAX_ROWS]
         for image in report.images:
-            out += self._image(image, report.reveal, budget)
+            out += self._image(image, report, budget)
         out += suppressed_lines(report)
         out += problem_lines(report)
         return out
 
-    def _image(self, image: ImageResult, reveal: bool, budget: list[int]) -> list[str]:
+    def _image(self, image: ImageResult, report: Report, budget: list[int]) -> list[str]:
+        reveal = report.reveal
         out = [f"### Image {code(image.name, 200, table=False)} ({escape(image.source_kind)})", ""]
         by_platform: dict[str, list[Finding]] = defaultdict(list)
-        for f in image.findings:
+        for f in report.visible(image.findings):
             by_platform[f.platform].append(f)
         for platform in image.platforms:
             out += self._platform(platform, by_platform.get(platform.platform, []), reveal, budget)
@@ -259,10 +260,11 @@ def _limited(
 
 
 def suppressed_lines(report: Report) -> list[str]:
-    total = sum(report.suppressed.values())
+    suppressed = report.suppressed_reasons()
+    total = sum(suppressed.values())
     if not total:
         return []
-    reasons = ", ".join(f"{escape(k)}: {n}" for k, n in sorted(report.suppressed.items()))
+    reasons = ", ".join(f"{escape(k)}: {n}" for k, n in sorted(suppressed.items()))
     return [f"**Suppressed:** {total} ({reasons})", ""]
 
 

@@ -109,7 +109,7 @@ def sarif_log(
         "properties": {
             "failOn": report.fail_on.label,
             "summary": summary(report),
-            "suppressed": dict(sorted(report.suppressed.items())),
+            "suppressed": dict(sorted(report.suppressed_reasons().items())),
             "images": [
                 {
                     "name": image.name,
@@ -198,6 +198,8 @@ def _result(finding: Finding, index: int, reveal: bool, baseline: str | None) ->
     }
     if baseline is not None:
         result["baselineState"] = baseline
+    if finding.suppressed:
+        result["suppressions"] = [{"kind": "external", "justification": finding.suppressed}]
     return result
 
 

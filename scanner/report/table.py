@@ -37,14 +37,15 @@ class TableFormatter(Formatter):
     def render(self, report: Report) -> str:
         out: list[str] = []
         for image in report.images:
-            out += self._image(image, report.reveal)
+            out += self._image(image, report)
         out.append(self._totals(report))
         return "\n".join(out) + "\n"
 
-    def _image(self, image: ImageResult, reveal: bool) -> list[str]:
+    def _image(self, image: ImageResult, report: Report) -> list[str]:
+        reveal = report.reveal
         lines = [self._style(f"Image {image.name}", bold=True) + f"  ({image.source_kind})"]
         by_platform: dict[str, list[Finding]] = defaultdict(list)
-        for f in image.findings:
+        for f in report.visible(image.findings):
             by_platform[f.platform].append(f)
         for platform in image.platforms:
             lines += self._platform(platform, by_platform.get(platform.platform, []), reveal)
@@ -97,7 +98,7 @@ class TableFormatter(Formatter):
                 fg="red",
             )
         evidence = f.secret if (reveal and f.secret) else f.match
-        noise = f"  ({f.noise})" if f.noise else ""
+        noise = f"  ({f.suppressed or f.noise})" if f.noise else ""
         verified = ""
         if f.verification:
             color = "red" if f.verification == "verified" else None
@@ -116,8 +117,10 @@ class TableFormatter(Formatter):
         if s["recoverable"]:
             text += f"; {s['recoverable']} in deleted or overwritten files"
         if s["suppressed"]:
-            reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.suppressed.items()))
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.suppressed_reasons().items()))
             text += f"; {s['suppressed']} suppressed ({reasons})"
+            if not report.show_suppressed and any(f.suppressed for f in report.findings):
+                text += "; --show-suppressed lists them"
         if s["problems"]:
             text += self._style(f"; {s['problems']} error(s): scan INCOMPLETE", fg="red")
         return text

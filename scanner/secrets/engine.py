@@ -9,8 +9,11 @@
    on those regions only.
 3. Every candidate goes through the rule's ``allow`` patterns and ``validate``
    check, detect-secrets' heuristic filters and :mod:`scanner.secrets.noise`,
-   then ``entropy_min``: it is dropped, or kept (with ``noise`` set when it looks
-   like a placeholder or a documented example).
+   then ``entropy_min``. Only references to a secret kept elsewhere are dropped
+   (templates, variables, code expressions an ``allow`` pattern names, ids);
+   every value that may be a secret is kept, with ``noise`` saying why it looks
+   like none (placeholder, documented example, checksum mismatch, low entropy...):
+   callers report those as suppressed ``info`` findings, never drop them.
 
 Each rule is wrapped as a detect-secrets :class:`RegexBasedDetector`
 (:class:`RulePlugin`), and any other detect-secrets plugin can be plugged in the
@@ -31,8 +34,8 @@ import ahocorasick
 from detect_secrets.filters.heuristic import is_potential_uuid
 from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 
-from scanner.secrets.noise import assess, shannon_entropy
-from scanner.secrets.validators import VALIDATORS, credentials_password
+from scanner.secrets.noise import NOISE_LOW_ENTROPY, assess, shannon_entropy
+from scanner.secrets.validators import REASONS, VALIDATORS, credentials_password
 from scanner.signatures import Rule, SignatureSet
 from scanner.streams import read_up_to
 
@@ -377,9 +380,9 @@ class SecretEngine:
         """(keep the match?, its noise reason or None)."""
         rule = self._detectors[index].rule
         if rule.allow and any(p.search(secret) for p in rule.allow):
-            return False, None
+            return False, None  # a reference in code (config.db.password), not a value
         if rule.validate is not None and not VALIDATORS[rule.validate](secret):
-            return False, None
+            return True, REASONS[rule.validate]
         context = buf[ms : min(me, ms + CONTEXT_LIMIT)].decode("utf-8", "surrogateescape")
         generic, uuid_expected = rule.generic, self._uuid_expected[index]
         verdict = assess(
@@ -396,7 +399,7 @@ class SecretEngine:
         if verdict is not None:
             return not verdict.drop, verdict.reason
         if rule.entropy_min is not None and shannon_entropy(secret) < rule.entropy_min:
-            return False, None
+            return True, NOISE_LOW_ENTROPY
         return True, None
 
 

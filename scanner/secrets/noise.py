@@ -2,14 +2,16 @@
 
 Two outcomes, decided per heuristic:
 
-* **drop**: the value is clearly not a secret (``${DB_PASSWORD}``, ``{{ .Token }}``,
-  ``<your-key>``, ``%(password)s``; and for *generic* rules also ``$VAR``,
-  ``os.environ["X"]``, id-like keys, masks such as ``********``, placeholders and
-  sequential strings). Dropped matches are never reported.
-* **keep with a reason** (``noise``): the value has a real secret's shape but is a
-  documented example key, a placeholder (``changeme``, ``xxxx...``,
-  ``your_api_key_here``, repeated characters) or a sequential string. The caller
-  lowers such findings and never drops them silently.
+* **drop**: the value is a reference to a secret kept elsewhere, not a value
+  (``${DB_PASSWORD}``, ``{{ .Token }}``, ``<your-key>``, ``%(password)s``; and for
+  *generic* rules also ``$VAR``, ``os.environ["X"]`` and id-like keys). Nothing
+  was leaked, so nothing is reported.
+* **keep with a reason** (``noise``): the value may be a secret but looks like
+  none: a documented example key, a placeholder (``changeme``, ``xxxx...``,
+  ``your_api_key_here``, masks such as ``********``, repeated characters), a
+  sequential string, or (generic rules) a UUID. The caller reports such matches
+  as suppressed ``info`` findings (``noise: placeholder``): off in the table and
+  the gate by default, counted in the summary, always in JSON. Never dropped.
 
 detect-secrets' heuristic filters are called directly; its global settings are
 never read or changed.
@@ -24,15 +26,15 @@ from dataclasses import dataclass
 
 from detect_secrets.filters import heuristic
 
-NOISE_EXAMPLE = "documented example key"
+NOISE_EXAMPLE = "documented example"
 NOISE_PLACEHOLDER = "placeholder"
 NOISE_SEQUENTIAL = "sequential string"
 NOISE_UUID = "uuid-shaped value"
+NOISE_LOW_ENTROPY = "low entropy"
 DROP_TEMPLATED = "templated value"
 DROP_VARIABLE = "variable reference"
 DROP_INDIRECT = "indirect reference"
 DROP_ID = "id-like key"
-DROP_MASK = "masked value"
 
 # Keys and tokens published in vendors' documentation, or well-known development keys.
 DOCUMENTED_EXAMPLES = frozenset(
@@ -278,7 +280,7 @@ def assess(
         if heuristic.is_likely_id_string(secret, context):
             return Verdict(True, DROP_ID)
         if heuristic.is_not_alphanumeric_string(secret):
-            return Verdict(True, DROP_MASK)
+            return Verdict(False, NOISE_PLACEHOLDER)  # a mask such as ********
     reason = None
     if is_documented_example(secret):
         reason = NOISE_EXAMPLE
@@ -287,7 +289,7 @@ def assess(
     elif len(secret) >= 6 and heuristic.is_sequential_string(secret):
         reason = NOISE_SEQUENTIAL
     if reason is not None:
-        return Verdict(generic, reason)
+        return Verdict(False, reason)
     if generic and not uuid_expected and heuristic.is_potential_uuid(secret):
         return Verdict(False, NOISE_UUID)
     return None

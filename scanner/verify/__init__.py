@@ -49,7 +49,7 @@ def verify_report(
         for finding in image.findings:
             verifier = table.get(finding.rule_id)
             verification = finding.verification
-            if verifier is not None:
+            if verifier is not None and not finding.suppressed:
                 if finding.secret:
                     key = (verifier.name, finding.secret_hash or finding.secret)
                     if key not in cache:
