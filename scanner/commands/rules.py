@@ -24,17 +24,26 @@ from scanner.signatures import SignatureSet
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-def rules_command(rule_files: tuple[Path, ...], fmt: str) -> None:
+@click.option(
+    "--coverage",
+    is_flag=True,
+    help="Print the providers the content rules cover, with the number of rules each.",
+)
+def rules_command(rule_files: tuple[Path, ...], fmt: str, coverage: bool) -> None:
     """List the detection rules: content signatures and sensitive-path rules."""
     try:
         signatures = SignatureSet.load(rule_files)
     except LayerleakError as exc:
         fail(str(exc), EXIT_USAGE)
+    if coverage:
+        click.echo(coverage_text(signatures, fmt), nl=False)
+        return
     rows = [
         {
             "id": r.id,
             "kind": "content",
             "detector": r.detector,
+            "provider": r.provider,
             "severity": r.severity.label,
             "title": r.title,
             "keywords": list(r.keywords),
@@ -67,3 +76,29 @@ def rules_command(rule_files: tuple[Path, ...], fmt: str) -> None:
         f"\n{content} content rules, {len(rows) - content} path rules; "
         f"signature set {signatures.digest[:19]}"
     )
+
+
+def coverage(signatures: SignatureSet) -> dict[str, list[str]]:
+    """Provider -> the ids of its content rules, providers sorted case-insensitively."""
+    by_provider: dict[str, list[str]] = {}
+    for rule in signatures.rules:
+        by_provider.setdefault(rule.provider, []).append(rule.id)
+    return dict(sorted(by_provider.items(), key=lambda item: item[0].lower()))
+
+
+def coverage_text(signatures: SignatureSet, fmt: str) -> str:
+    """``rules --coverage`` in the chosen format."""
+    providers = coverage(signatures)
+    if fmt == "json":
+        doc = {
+            "providers": len(providers),
+            "rules": len(signatures.rules),
+            "coverage": [
+                {"provider": name, "rules": len(ids), "ids": ids} for name, ids in providers.items()
+            ],
+        }
+        return json.dumps(doc, indent=2) + "\n"
+    width = max((len(name) for name in providers), default=8)
+    lines = [f"{name:<{width}}  {len(ids):>3}  {', '.join(ids)}" for name, ids in providers.items()]
+    lines.append(f"\n{len(providers)} providers, {len(signatures.rules)} content rules")
+    return "\n".join(lines) + "\n"

@@ -381,8 +381,7 @@ class SecretEngine:
         rule = self._detectors[index].rule
         if rule.allow and any(p.search(secret) for p in rule.allow):
             return False, None  # a reference in code (config.db.password), not a value
-        if rule.validate is not None and not VALIDATORS[rule.validate](secret):
-            return True, REASONS[rule.validate]
+        failed = rule.validate is not None and not VALIDATORS[rule.validate](secret)
         context = buf[ms : min(me, ms + CONTEXT_LIMIT)].decode("utf-8", "surrogateescape")
         generic, uuid_expected = rule.generic, self._uuid_expected[index]
         verdict = assess(
@@ -391,13 +390,15 @@ class SecretEngine:
             generic=generic,
             uuid_expected=uuid_expected,
         )
-        if verdict is None and rule.validate == "base64-credentials":
+        if verdict is None and rule.validate == "base64-credentials" and not failed:
             # judge the password inside, not its base64 form ("user:changeme")
             password = credentials_password(secret)
             if password is not None:
                 verdict = assess(password, "", generic=generic, uuid_expected=uuid_expected)
         if verdict is not None:
             return not verdict.drop, verdict.reason
+        if failed and rule.validate is not None:
+            return True, REASONS[rule.validate]
         if rule.entropy_min is not None and shannon_entropy(secret) < rule.entropy_min:
             return True, NOISE_LOW_ENTROPY
         return True, None

@@ -6,6 +6,7 @@ import importlib.util
 import io
 import random
 import string
+import zlib
 
 import pytest
 from detect_secrets.plugins.aws import AWSKeyDetector
@@ -21,6 +22,7 @@ from scanner.secrets.engine import (
     SecretMatch,
 )
 from scanner.secrets.noise import NOISE_EXAMPLE
+from scanner.secrets.validators import BASE62
 from scanner.signatures import Rule, SignatureSet
 
 SIGS = SignatureSet.builtin()
@@ -38,7 +40,13 @@ def rand(n: int, alphabet: str = B62) -> str:
 
 
 def github_token() -> str:
-    return "ghp_" + rand(36)
+    """A classic GitHub token whose last 6 characters are the CRC32 of the 30 before."""
+    entropy = rand(30)
+    value, check = zlib.crc32(entropy.encode()), ""
+    while value:
+        value, digit = divmod(value, 62)
+        check = BASE62[digit] + check
+    return "ghp_" + entropy + check.rjust(6, "0")
 
 
 def filler(size: int, width: int = 60) -> bytes:
@@ -195,12 +203,16 @@ def test_placeholder_token_is_kept_as_noise() -> None:
         b"DATABASE_URL=postgres://app:${DB_PASSWORD}@db.internal:5432/app",
         b"DATABASE_URL=postgres://app:$DB_PASSWORD@db.internal:5432/app",
         b'url = "postgresql://{user}:{password}@{host}/db"',
-        b"DATABASE_URL=postgres://app:password@localhost/app",
         b"DATABASE_URL=postgres://app:{{ .Values.db.password }}@db/app",
     ],
 )
-def test_templated_or_placeholder_connection_urls_are_not_reported(text: bytes) -> None:
+def test_templated_connection_urls_are_not_reported(text: bytes) -> None:
     assert ENGINE.scan(text) == []
+
+
+def test_placeholder_connection_url_is_kept_as_noise() -> None:
+    [match] = ENGINE.scan(b"DATABASE_URL=postgres://app:password@localhost/app")
+    assert match.noise == "placeholder"
 
 
 def test_real_connection_url_is_reported() -> None:
@@ -227,17 +239,23 @@ def test_generic_rules_report_what_specific_ones_miss() -> None:
     assert match.rule.id == "generic-secret-unquoted" and match.rule.generic
 
 
-def test_low_entropy_generic_values_are_dropped() -> None:
-    assert ENGINE.scan(b'API_TOKEN="abababababababab1"') == []
+def test_repetitive_generic_values_are_kept_as_noise() -> None:
+    assert [m.noise for m in ENGINE.scan(b'API_TOKEN="abababababababab1"')] == ["placeholder"]
 
 
 def test_allow_patterns_drop_matches() -> None:
     assert ENGINE.scan(b"password = self.password1.value\n") == []
 
 
-def test_validate_drops_non_jwts() -> None:
+def test_values_failing_validation_are_kept_as_noise() -> None:
     fake = "eyJ" + rand(30) + ".eyJ" + rand(30) + "." + rand(43)
-    assert ENGINE.scan(fake.encode()) == []
+    assert [(m.rule.id, m.noise) for m in ENGINE.scan(fake.encode())] == [
+        ("jwt", "structure mismatch")
+    ]
+    good = github_token()
+    bad = good[:-1] + ("B" if good.endswith("A") else "A")
+    [match] = ENGINE.scan(f"GITHUB_TOKEN={bad}".encode())
+    assert (match.rule.id, match.noise) == ("github-personal-access-token", "checksum mismatch")
 
 
 def test_rule_plugin_is_a_detect_secrets_plugin() -> None:

@@ -10,7 +10,6 @@ import pytest
 from scanner.secrets.noise import (
     DROP_ID,
     DROP_INDIRECT,
-    DROP_MASK,
     DROP_TEMPLATED,
     DROP_VARIABLE,
     NOISE_EXAMPLE,
@@ -104,7 +103,7 @@ def test_documented_examples(value: str) -> None:
     assert is_documented_example(value)
     assert placeholder_reason(value) == NOISE_EXAMPLE
     assert assess(value, value, generic=False) == Verdict(False, NOISE_EXAMPLE)
-    assert assess(value, value, generic=True) == Verdict(True, NOISE_EXAMPLE)
+    assert assess(value, value, generic=True) == Verdict(False, NOISE_EXAMPLE)
 
 
 def test_sequential_strings() -> None:
@@ -137,16 +136,18 @@ def test_long_tokens_with_zero_runs_are_not_placeholders() -> None:
     assert not is_placeholder(macaroon)
 
 
-def test_generic_rules_drop_what_specific_rules_keep() -> None:
+def test_generic_rules_keep_values_as_noise_and_drop_references() -> None:
     assert assess("changeme", "password=changeme", generic=False) == Verdict(
         False, NOISE_PLACEHOLDER
     )
-    assert assess("changeme", "password=changeme", generic=True) == Verdict(True, NOISE_PLACEHOLDER)
+    assert assess("changeme", "password=changeme", generic=True) == Verdict(
+        False, NOISE_PLACEHOLDER
+    )
     assert assess("$DB_PASS", "password=$DB_PASS", generic=True) == Verdict(True, DROP_TEMPLATED)
     assert assess("$2b$12$abc", "password=$2b$12$abc", generic=True) == Verdict(True, DROP_VARIABLE)
     assert assess("get_pw(x)", "password = get_pw(x)", generic=True) == Verdict(True, DROP_INDIRECT)
     assert assess("k3J9xQ2m", "secret_id = k3J9xQ2m", generic=True) == Verdict(True, DROP_ID)
-    assert assess("!!!!!!", "password=!!!!!!", generic=True) == Verdict(True, DROP_MASK)
+    assert assess("!!!!!!", "password=!!!!!!", generic=True) == Verdict(False, NOISE_PLACEHOLDER)
 
 
 def test_uuid_values() -> None:
