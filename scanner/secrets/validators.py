@@ -176,6 +176,12 @@ def is_pypi_macaroon(secret: bytes) -> bool:
     return raw is not None and is_macaroon_v2(raw)
 
 
+def is_base64_jwt(secret: bytes) -> bool:
+    """Base64 of a JWT (Kubernetes Secret ``data:`` values, CI variables)."""
+    raw = _b64decode(secret)
+    return raw is not None and is_jwt(raw.strip())
+
+
 def is_base64_json(secret: bytes) -> bool:
     """The part after the prefix (up to the first ``_``) is base64 of a JSON object
     (Grafana Cloud ``glc_`` tokens, Grafana's legacy ``eyJrIjoi`` keys)."""
@@ -189,6 +195,7 @@ VALIDATORS: dict[str, Validator] = {
     "crc32-base62": has_crc32_base62_suffix,
     "pypi-macaroon": is_pypi_macaroon,
     "base64-json": is_base64_json,
+    "base64-jwt": is_base64_jwt,
 }
 
 NOISE_CHECKSUM = "checksum mismatch"
@@ -201,4 +208,5 @@ REASONS: dict[str, str] = {
     "crc32-base62": NOISE_CHECKSUM,
     "pypi-macaroon": NOISE_STRUCTURE,
     "base64-json": NOISE_STRUCTURE,
+    "base64-jwt": NOISE_STRUCTURE,
 }

@@ -132,3 +132,13 @@ def test_every_validator_has_a_noise_reason() -> None:
     assert REASONS["crc32-base62"] == "checksum mismatch"
     for check in VALIDATORS.values():
         assert check(b"") is False
+
+
+def test_base64_jwt() -> None:
+    def seg(doc: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    token = f"{seg({'alg': 'RS256'})}.{seg({'sub': 'system:serviceaccount:ci:bot'})}.c2ln"
+    assert VALIDATORS["base64-jwt"](base64.b64encode(token.encode()))
+    assert not VALIDATORS["base64-jwt"](base64.b64encode(b"eyJhbGciOi.not.json"))
+    assert not VALIDATORS["base64-jwt"](b"ZXlK!!!!")
