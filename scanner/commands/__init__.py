@@ -335,9 +335,7 @@ def triage_from_cli(args: Mapping[str, Any]) -> Triage:
         baseline = load_baseline(path) if path is not None else None
     except LayerleakError as exc:
         fail(str(exc), EXIT_USAGE)
-    return Triage(
-        ignores, baseline, bool(args.get("verify")), bool(args.get("show_suppressed"))
-    )
+    return Triage(ignores, baseline, bool(args.get("verify")), bool(args.get("show_suppressed")))
 
 
 def finish_report(report: Report, triage: Triage, reveal: bool) -> list[str]:
