@@ -10,13 +10,13 @@ provenance from attestations and recording what could not be read as problems.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from scanner.digests import check_digest
 from scanner.errors import ManifestError, SourceError
 from scanner.image import (
     INDEX_TYPES,
@@ -46,15 +46,6 @@ class ManifestFetcher(ABC):
         data = self.fetch(descriptor, what)
         check_digest(data, str(descriptor.get("digest", "")), what)
         return load_json(data, what)
-
-
-def check_digest(data: bytes, digest: str, what: str) -> None:
-    algo, _, expected = digest.partition(":")
-    if algo not in ("sha256", "sha384", "sha512"):
-        raise ManifestError(f"{what}: unsupported digest {digest!r}")
-    actual = hashlib.new(algo, data).hexdigest()
-    if actual != expected:
-        raise ManifestError(f"{what}: digest mismatch: expected {digest}, got {algo}:{actual}")
 
 
 def is_index(doc: Mapping[str, Any], media_type: str | None = None) -> bool:

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from scanner.errors import RegistryError, SourceError, UsageError
+from scanner.digests import parse_digest
+from scanner.errors import RegistryError, UsageError
 from scanner.image import INDEX_TYPES, MANIFEST_TYPES, BlobOpener, Image, load_json
 from scanner.reference import Reference, parse_reference
 from scanner.registry.client import Endpoint, RegistryClient
 from scanner.registry.credentials import Credential, resolve_credential
-from scanner.sources.blobstore import DIGEST_RE
 from scanner.sources.interface import Source, SourceOptions
 from scanner.sources.manifests import ManifestFetcher, image_from_root
 
@@ -136,8 +136,7 @@ def _looks_like_manifest(media_type: str) -> bool:
 
 def _digest(descriptor: Mapping[str, Any], what: str) -> str:
     digest = str(descriptor.get("digest", ""))
-    if not DIGEST_RE.match(digest):
-        raise SourceError(f"{what}: invalid digest {digest!r}")
+    parse_digest(digest, what)  # a registered algorithm, well formed: or UnsupportedDigest
     return digest
 
 
