@@ -84,7 +84,11 @@ def scan_layer(
         cause: Exception = raw.failure or exc
         error = str(cause) if str(cause).startswith(label) else f"{label}: {cause}"
         bounded = raw.failure is not None or isinstance(cause, DeadlineExceeded | RegistryError)
-        mismatch = reader.blob_mismatch() if reader is not None and not bounded else None
+        try:
+            mismatch = reader.blob_mismatch() if reader is not None and not bounded else None
+        except (LayerError, SourceError) as late:  # the deadline or size, while draining
+            mismatch = None
+            error = f"{error}; then: {late}"
         if mismatch is not None and not isinstance(cause, DigestMismatch):
             error = f"{mismatch} (so: {error.removeprefix(label + ': ')})"
     except OSError as exc:
