@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def owner(self) -> LoopbackRegistry:
-        return self.server.owner  # type: ignore[attr-defined,no-any-return]
+        return self.server.owner  # type: ignore[attr-defined]
 
     def do_GET(self) -> None:
         self.owner.requests.append(Seen("GET", self.path, dict(self.headers.items())))
