@@ -44,7 +44,7 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[["_Handler"], bool]
+Handler = Callable[["LoopbackHandler"], bool]
 
 
 class LoopbackRegistry:
@@ -74,7 +74,7 @@ class LoopbackRegistry:
     # --- setup --------------------------------------------------------------------------
 
     def start(self) -> LoopbackRegistry:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), LoopbackHandler)
         server.daemon_threads = True
         server.owner = self  # type: ignore[attr-defined]
         if self.tls is not None:
@@ -125,7 +125,7 @@ class LoopbackRegistry:
         ]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class LoopbackHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -28,8 +28,7 @@ from scanner.sources.interface import SourceOptions
 from scanner.timeline import list_tags
 from tests.fly import MachinesApi, machine, machines_api
 from tests.hostile_images import build_image, secret_layer
-from tests.registry.loopback import _Handler as LoopbackHandler
-from tests.registry.loopback import LoopbackRegistry
+from tests.registry.loopback import LoopbackHandler, LoopbackRegistry
 
 USER, PASSWORD = "reader", "s3cret-passw0rd"
 CRED = Credential(USER, PASSWORD, "test")
@@ -169,12 +168,12 @@ def test_https_registry_redirect_to_plain_http_is_refused(tls: ssl.SSLContext) -
 
 def test_plain_http_realm_of_an_https_registry_is_refused(tls: ssl.SSLContext) -> None:
     """Before: the password went in clear to the http:// realm of a TLS registry."""
-    with LoopbackRegistry() as realm:
-        with LoopbackRegistry(bearer_realm=f"{realm.url}/token", tls=tls) as registry:
-            client = client_for(registry)
-            with pytest.raises(AuthError, match="token service on plain http"):
-                client.get_manifest("r/x", "latest")
-            client.close()
+    realm = LoopbackRegistry()
+    with realm, LoopbackRegistry(bearer_realm=f"{realm.url}/token", tls=tls) as registry:
+        client = client_for(registry)
+        with pytest.raises(AuthError, match="token service on plain http"):
+            client.get_manifest("r/x", "latest")
+        client.close()
     assert realm.requests == []
 
 
