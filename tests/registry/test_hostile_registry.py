@@ -14,13 +14,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import pytest
 
 from scanner.cli import exit_code
 from scanner.deadline import Deadline, parse_duration
+from scanner.image import BlobOpener, Image, Layer, Platform, PlatformImage
 from scanner.registry.client import Endpoint, RegistryClient
 from scanner.registry.credentials import Credential
 from scanner.results import ImageResult, Report
@@ -349,3 +351,34 @@ def test_one_config_shared_by_many_platforms_is_fetched_and_parsed_once() -> Non
     assert len(config_requests) == 1
     first = image.platforms[0].config
     assert all(p.config is first for p in image.platforms)
+
+
+@dataclass(frozen=True)
+class StuckOpener(BlobOpener):
+    """A blob whose opening never returns (in the worker): nothing there checks the deadline."""
+
+    seconds: float = 30.0
+
+    def open(self) -> BinaryIO:
+        time.sleep(self.seconds)
+        raise AssertionError("should have been stopped")
+
+    def describe(self) -> str:
+        return "stuck"
+
+
+def test_worker_stuck_past_the_deadline_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("scanner.scan.WORKER_GRACE", 0.5)
+    layers = [Layer(i, f"sha256:{i:064x}", None, "", 100 + i, StuckOpener()) for i in range(2)]
+    platform = PlatformImage(Platform("linux", "amd64"), None, {}, None, {}, layers, [])
+    image = Image("stuck", "test", [platform])
+    source = SourceOptions(deadline=Deadline.after(1.0))
+    scanner = Scanner(ScanOptions(source=source, use_cache=False, jobs=2))
+    try:
+        result, elapsed = bounded(lambda: scanner._scan_image(image))
+    finally:
+        scanner.close()
+    assert elapsed < 1.0 + 3.0
+    errors = layer_errors(result)
+    assert len(errors) == 2 and all("did not finish" in e for e in errors), errors
+    assert exit_code(Report([result])) == 3
