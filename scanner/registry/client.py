@@ -826,20 +826,27 @@ def _too_large(where: str, got: int, size: int | None, cap: int, how: str) -> st
 
 
 _SERVER_SECRETS = re.compile(
-    r"(?i)\b(basic|bearer|token|flyv1)(\s+|=)([A-Za-z0-9._~+/=,:-]{8,})"
+    r"(?i)\b(basic|bearer|flyv1)(\s+)([A-Za-z0-9._~+/=,:-]{8,})"
+    r"|\b(token|access_token|refresh_token|password)(\s*[=:]\s*\"?)([^\s\",;&]{4,})"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9._-]+"
 )
+_LOOKS_ENCODED = re.compile(r"[0-9+/=._~-]")
 
 
 def scrub_server_text(text: str, credential: Credential | None = None) -> str:
-    """Server text for an error message: base64 ``Basic`` values, bearer tokens, JWTs and
-    Fly tokens replaced, and the credential's own secrets."""
+    """Server text for an error message: base64 ``Basic`` values, bearer tokens, JWTs,
+    Fly tokens and ``token=...`` values replaced, and the credential's own secrets.
+    Plain words after ``Basic``/``Bearer`` ("basic authentication") are kept."""
     if credential is not None:
         text = credential.scrub(text)
 
     def hide(m: re.Match[str]) -> str:
         if m.group(1):
+            if not _LOOKS_ENCODED.search(m.group(3)):
+                return m.group(0)
             return f"{m.group(1)}{m.group(2)}<redacted>"
+        if m.group(4):
+            return f"{m.group(4)}{m.group(5)}<redacted>"
         return "<redacted>"
 
     return _SERVER_SECRETS.sub(hide, text)
