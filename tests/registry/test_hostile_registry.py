@@ -382,3 +382,25 @@ def test_worker_stuck_past_the_deadline_is_stopped(monkeypatch: pytest.MonkeyPat
     errors = layer_errors(result)
     assert len(errors) == 2 and all("did not finish" in e for e in errors), errors
     assert exit_code(Report([result])) == 3
+
+
+def test_scan_command_deadline_option_reports_what_was_found() -> None:
+    """``--deadline`` on the command line: exit 3, the report still has layer 0's finding."""
+    from click.testing import CliRunner
+
+    from scanner.cli import main
+
+    built, slow = two_layers()
+    with LoopbackRegistry(built) as server:
+        server.behave(slow, "slow", interval=0.05)
+        ref = f"{server.host}/hostile/cli@{built.manifest_digest}"
+        args = ["scan", ref, "--deadline", "1.5s", "--timeout", "5", "--no-cache", "-j", "1"]
+        result, elapsed = bounded(
+            lambda: CliRunner().invoke(main, [*args, "--format", "json", "-q"])
+        )
+    assert elapsed < 1.5 + 5.0
+    assert result.exit_code == 3, result.output
+    report = json.loads(result.stdout)
+    paths = [f["location"]["path"] for image in report["images"] for f in image["findings"]]
+    assert "app/0.env" in paths
+    assert "--deadline of 1.5s passed" in result.stderr and slow[:19] in result.stderr
