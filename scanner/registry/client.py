@@ -44,7 +44,7 @@ import urllib3.exceptions
 import urllib3.response
 
 from scanner.deadline import NO_DEADLINE, Deadline, DeadlineExceeded
-from scanner.digests import check_digest
+from scanner.digests import check_digest, is_supported
 from scanner.errors import AuthError, ManifestError, RegistryError, UsageError
 from scanner.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from scanner.reference import FLY_REGISTRY, is_local_host
@@ -309,6 +309,8 @@ class RegistryClient:
                 "layerleak does not read (push the image again with a current docker)"
             )
         expected = reference if ":" in reference else doc.digest
+        if ":" not in reference and not is_supported(expected):
+            expected = ""  # by tag, the header is only a hint: one we cannot check is ignored
         actual = "sha256:" + hashlib.sha256(doc.data).hexdigest()
         if expected:
             # sha256 or sha512, verified; any other algorithm is refused (UnsupportedDigest).

@@ -404,3 +404,17 @@ def test_scan_command_deadline_option_reports_what_was_found() -> None:
     paths = [f["location"]["path"] for image in report["images"] for f in image["findings"]]
     assert "app/0.env" in paths
     assert "--deadline of 1.5s passed" in result.stderr and slow[:19] in result.stderr
+
+
+def test_sha512_images_from_a_registry_are_verified() -> None:
+    """Before: only sha256 manifests and blobs were checked; sha512 ones were trusted."""
+    layer = secret_layer("app/0.env", uuid.uuid4().hex)
+    built = build_image([layer], algorithm="sha512", diff_algorithm="sha512")
+    forged = "sha512:" + "0" * 128
+    built.blobs[forged] = built.manifest  # served under a digest it does not have
+    with LoopbackRegistry(built) as server:
+        good, _ = bounded(lambda: scan(f"{server.host}/r/s@{built.manifest_digest}"))
+        bad, _ = bounded(lambda: scan(f"{server.host}/r/s@{forged}"))
+    assert good.problems == [] and found_secret(good, "app/0.env")
+    assert exit_code(Report([bad])) == 3
+    assert any("digest mismatch" in p.message for p in bad.problems)
