@@ -1,9 +1,15 @@
-"""The built-in verifiers: GitHub, Stripe, Slack, Fly.io (one read-only call each)."""
+"""The built-in verifiers: GitHub, Stripe, Slack, Fly.io, AWS (one read-only call each).
+
+GitHub, Stripe and Slack are here; Fly.io and AWS, which also record the identity the
+provider reports, have modules of their own.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from scanner.verify.aws import AwsVerifier
+from scanner.verify.fly import FlyVerifier
 from scanner.verify.interface import Verdict, Verifier, by_status
 
 
@@ -80,31 +86,10 @@ class SlackVerifier(Verifier):
         return Verdict.UNKNOWN
 
 
-class FlyVerifier(Verifier):
-    """Machines API ``GET /v1/apps?org_slug=personal``: 200 live, 401 rejected.
-
-    A token scoped to one app or org may be refused the listing (403/404): that is
-    reported as unknown, not invalid. Tokens are sent as ``FlyV1 <macaroons>``.
-    """
-
-    name = "fly"
-    rule_ids: ClassVar[frozenset[str]] = frozenset(
-        {"flyio-api-token", "flyio-macaroon", "flyio-legacy-token", "flyio-org-token"}
-    )
-    default_url = "https://api.machines.dev"
-    url_env = "LAYERLEAK_VERIFY_FLY_URL"
-
-    def verify(self, secret: str) -> Verdict:
-        token = secret.strip()
-        if not token.startswith("FlyV1 "):
-            token = f"FlyV1 {token}"
-        response = self.request("/v1/apps?org_slug=personal", {"Authorization": token})
-        return by_status(response, frozenset({200}), frozenset({401}))
-
-
 VERIFIERS: tuple[type[Verifier], ...] = (
     GitHubVerifier,
     StripeVerifier,
     SlackVerifier,
     FlyVerifier,
+    AwsVerifier,
 )
