@@ -94,6 +94,7 @@ class Macaroon:
     location: str = ""
     discharge: bool = False
     caveats: list[tuple[int, Any]] = field(default_factory=list)
+    truncated: bool = False
 
 
 @dataclass
@@ -119,6 +120,7 @@ class Reading:
     unknown_types: set[int] = field(default_factory=set)
     permission_tokens: int = 0
     discharge_tokens: int = 0
+    truncated: bool = False  # a bound stopped the walk: more caveats than were read
 
     def window(self, not_before: Any, not_after: Any) -> None:
         if _is_int(not_after):
@@ -189,6 +191,7 @@ def decode_payload(label: str, payload: str) -> Macaroon:
         discharge=len(nonce) == 3 and nonce[2] is True,
     )
     macaroon.caveats = list(_pairs(caveats))
+    macaroon.truncated = len(caveats) > 2 * MAX_CAVEATS
     return macaroon
 
 
@@ -207,6 +210,7 @@ def read_caveats(
     for kind, body in caveats:
         budget[0] -= 1
         if budget[0] < 0:
+            into.truncated = True
             return
         if kind == ORGANIZATION and isinstance(body, list) and len(body) >= 2:
             org, mask = body[0], body[1]
@@ -246,8 +250,11 @@ def read_caveats(
                 into.third_parties.add(clean(body[0], 100))
         elif kind == IF_PRESENT and isinstance(body, list) and len(body) >= 2:
             ifs, otherwise = body[0], body[1]
-            if isinstance(ifs, list) and depth < MAX_DEPTH and len(ifs) % 2 == 0:
-                read_caveats(list(_pairs(ifs)), into, depth + 1, budget)
+            if isinstance(ifs, list) and len(ifs) % 2 == 0:
+                if depth >= MAX_DEPTH or len(ifs) > 2 * MAX_CAVEATS:
+                    into.truncated = True
+                if depth < MAX_DEPTH:
+                    read_caveats(list(_pairs(ifs)), into, depth + 1, budget)
             if _is_int(otherwise):
                 into.else_mask = otherwise if into.else_mask is None else into.else_mask & otherwise
         elif kind == MAX_VALIDITY and _is_int(_one(body)):
@@ -366,6 +373,7 @@ def decode_bundle(text: str, now: float) -> Radius | None:
             reading.discharge_tokens += 1
         else:
             reading.permission_tokens += 1
+        reading.truncated |= macaroon.truncated
         read_caveats(macaroon.caveats, reading)
     details: dict[str, Any] = {"provider": "Fly.io"}
     if undecodable:
@@ -418,4 +426,9 @@ def _facts(reading: Reading) -> dict[str, Any]:
         facts["otherwise_permissions"] = actions(reading.else_mask)
     if reading.not_before is not None:
         facts["not_before"] = iso_date(reading.not_before)
+    if reading.truncated:
+        facts["not_fully_read"] = (
+            f"more than {MAX_CAVEATS} caveats or IfPresent nested deeper than {MAX_DEPTH}: "
+            "the rest was not read, the token may be narrower than shown"
+        )
     return facts
