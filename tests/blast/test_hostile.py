@@ -124,7 +124,7 @@ HOSTILE_ANY = [
 def test_every_decoder_survives_every_hostile_secret(secret: str) -> None:
     for decoder in DECODERS:
         rules = sorted(decoder.rule_ids) or ["x"]
-        detectors = sorted(decoder.detectors) or [None]
+        detectors: list[str | None] = [*sorted(decoder.detectors)] or [None]
         for rule_id in rules:
             for detector in detectors:
                 context = "postgres://" + "a" * 5000 + ":" + secret[:300] + "@" + "h" * 600
