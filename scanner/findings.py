@@ -122,8 +122,8 @@ class BlastRadius:
     """
 
     summary: str
-    details: dict[str, Any] = field(default_factory=dict)
-    verified_identity: dict[str, str] | None = None
+    details: dict[str, Any] = field(default_factory=dict, hash=False)
+    verified_identity: dict[str, str] | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"summary": self.summary, "details": dict(self.details)}

@@ -8,6 +8,11 @@ Hostile secrets cannot crash a scan: any error in a decoder means "nothing decod
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
 from scanner.blast.aws import AwsDecoder
 from scanner.blast.docker import DockerAuthDecoder
 from scanner.blast.fly import FlyDecoder
@@ -17,6 +22,7 @@ from scanner.blast.pypi import PyPIDecoder
 from scanner.blast.slack import SlackDecoder
 from scanner.blast.stripe import StripeDecoder
 from scanner.blast.urls import ConnectionUrlDecoder
+from scanner.findings import Finding, Severity
 
 DECODERS: tuple[Decoder, ...] = (
     FlyDecoder(),
@@ -65,4 +71,42 @@ def radius(clue: Clue) -> Radius | None:
         return None
 
 
-__all__ = ["DECODERS", "Clue", "Decoder", "Radius", "decoder_for", "radius"]
+def refreshed(finding: Finding, now: float | None = None) -> Finding:
+    """``finding`` as of ``now``: a credential that was valid when its layer was scanned
+    (and cached) but has expired since is lowered to medium and says so."""
+    radius_ = finding.blast_radius
+    if radius_ is None:
+        return finding
+    now = time.time() if now is None else now
+    details = dict(radius_.details)
+    changed = _expire(details, now)
+    nested = details.get("fly")
+    if isinstance(nested, dict):
+        nested = dict(nested)
+        if _expire(nested, now):
+            details["fly"] = nested
+            changed = True
+    if not changed:
+        return finding
+    summary = radius_.summary.replace("; expires ", "; expired on ")
+    return replace(
+        finding,
+        severity=Severity(min(finding.severity, Severity.MEDIUM)),
+        blast_radius=replace(radius_, summary=summary, details=details),
+    )
+
+
+def _expire(details: dict[str, Any], now: float) -> bool:
+    if details.get("expired") is not False or not isinstance(details.get("expires_at"), str):
+        return False
+    try:
+        when = datetime.fromisoformat(details["expires_at"]).timestamp()
+    except ValueError:
+        return False
+    if when > now:
+        return False
+    details["expired"] = True
+    return True
+
+
+__all__ = ["DECODERS", "Clue", "Decoder", "Radius", "decoder_for", "radius", "refreshed"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from fixtures import flytokens as ft
-from scanner.blast import Clue, Radius, radius
+from scanner.blast import Clue, Radius, radius, refreshed
 from scanner.blast.fly import decode_bundle, split_bundle
 from scanner.detection import Detection
 from scanner.findings import Location, LocationKind, Severity
@@ -133,3 +134,17 @@ def test_detection_sets_radius_and_severity_on_findings() -> None:
 def test_direct_decode_of_nothing_fly() -> None:
     assert decode_bundle("", NOW) is None
     assert decode_bundle("FlyV1 ", NOW) is None
+
+
+def test_a_cached_finding_whose_token_expired_since_is_lowered() -> None:
+    detection = Detection(SignatureSet.builtin())
+    ends = int(time.time()) + 1_000_000
+    [match] = detection.scan_text(f"T={ft.org_token(ORG, START, ends)}\n")
+    finding = detection.finding(match, Location(LocationKind.FILE, path="app/.env"))
+    assert finding.severity is Severity.CRITICAL  # valid when scanned (the clock is now)
+    assert refreshed(finding, now=ends - 5) == finding
+    later = refreshed(finding, now=ends + 5)
+    assert later.severity is Severity.MEDIUM and later.blast_radius
+    assert later.blast_radius.details["expired"] is True
+    assert "; expired on " in later.blast_radius.summary
+    assert hash(later) != hash(finding)  # findings with a radius stay hashable
