@@ -1,16 +1,24 @@
 """The built-in verifiers: GitHub, Stripe, Slack, Fly.io, AWS (one read-only call each).
 
-GitHub, Stripe and Slack are here; Fly.io and AWS, which also record the identity the
-provider reports, have modules of their own.
+GitHub, Stripe and Slack are here (GitHub's login and Slack's team and user are recorded
+as the identity); Fly.io and AWS have modules of their own.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from scanner.verify.aws import AwsVerifier
 from scanner.verify.fly import FlyVerifier
-from scanner.verify.interface import Verdict, Verifier, by_status
+from scanner.verify.interface import Outcome, Verdict, Verifier, by_status
+
+
+def _identity(body: Any, keys: tuple[str, ...]) -> dict[str, str] | None:
+    if not isinstance(body, dict):
+        return None
+    found = {k: str(body[k])[:200] for k in keys if isinstance(body.get(k), str | int)}
+    return found or None
 
 
 class GitHubVerifier(Verifier):
@@ -30,12 +38,17 @@ class GitHubVerifier(Verifier):
     url_env = "LAYERLEAK_VERIFY_GITHUB_URL"
 
     def verify(self, secret: str) -> Verdict:
+        return self.check(secret, {}).verdict
+
+    def check(self, secret: str, companions: Mapping[str, str]) -> Outcome:
         response = self.request(
             "/user",
             {"Authorization": f"Bearer {secret}", "X-GitHub-Api-Version": "2022-11-28"},
         )
         # an installation token cannot read /user but is accepted (403, not 401)
-        return by_status(response, frozenset({200, 403}), frozenset({401}))
+        verdict = by_status(response, frozenset({200, 403}), frozenset({401}))
+        identity = _identity(response.json(), ("login", "id")) if response.status == 200 else None
+        return Outcome(verdict, identity)
 
 
 class StripeVerifier(Verifier):
@@ -67,6 +80,9 @@ class SlackVerifier(Verifier):
     )
 
     def verify(self, secret: str) -> Verdict:
+        return self.check(secret, {}).verdict
+
+    def check(self, secret: str, companions: Mapping[str, str]) -> Outcome:
         response = self.request(
             "/api/auth.test",
             {
@@ -78,12 +94,14 @@ class SlackVerifier(Verifier):
         )
         body = response.json()
         if response.status != 200 or not isinstance(body, dict):
-            return Verdict.UNKNOWN
+            return Outcome(Verdict.UNKNOWN)
         if body.get("ok") is True:
-            return Verdict.VERIFIED
+            return Outcome(
+                Verdict.VERIFIED, _identity(body, ("team", "team_id", "user", "user_id"))
+            )
         if body.get("error") in self.INVALID_ERRORS:
-            return Verdict.INVALID
-        return Verdict.UNKNOWN
+            return Outcome(Verdict.INVALID)
+        return Outcome(Verdict.UNKNOWN)
 
 
 VERIFIERS: tuple[type[Verifier], ...] = (

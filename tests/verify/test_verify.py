@@ -56,6 +56,9 @@ class Provider(BaseHTTPRequestHandler):
             self._answer(500, {})
             return
         live = token in LIVE or f"FlyV1 {token}" in LIVE
+        if live and self.path == "/user":  # GitHub's shape
+            self._answer(200, {"login": "octo-deploy", "id": 4711, "type": "User"})
+            return
         self._answer(200 if live else 401, {"ok": live})
 
     def do_POST(self) -> None:
@@ -65,7 +68,9 @@ class Provider(BaseHTTPRequestHandler):
         if self.path == "/graphql":  # Fly.io's GraphQL API
             self._graphql(body)
         elif self._token() in LIVE:
-            self._answer(200, {"ok": True, "team": "acme"})
+            self._answer(
+                200, {"ok": True, "team": "acme", "team_id": "T0ACME", "user": "deploybot"}
+            )
         else:
             self._answer(200, {"ok": False, "error": "invalid_auth"})
 
@@ -221,3 +226,26 @@ def test_fly_token_schemes_and_refusals(server: str) -> None:
     assert verifier.verify("fm2_forbidden") is Verdict.INVALID  # a 401
     boom = verifiers(env_for(server + "/boom"))["flyio-macaroon"]
     assert boom.verify(bare) is Verdict.UNKNOWN
+
+
+def test_github_and_slack_identities_are_recorded(server: str) -> None:
+    findings = [
+        finding("github-personal-access-token", fs.github_pat()),
+        finding("slack-bot-token", fs.slack_bot_token("live")),
+        finding("stripe-live-secret-key", fs.stripe_live_key("live")),
+    ]
+    report = Report([ImageResult("img", "oci", findings=findings)])
+    assert verify_report(report, env=env_for(server)) == {"verified": 3}
+    gh, slack, stripe = report.findings
+    assert gh.blast_radius and gh.blast_radius.verified_identity == {
+        "login": "octo-deploy",
+        "id": "4711",
+    }
+    assert "octo-deploy" in gh.blast_radius.summary  # no offline radius: one is made
+    assert slack.blast_radius and slack.blast_radius.verified_identity == {
+        "team": "acme",
+        "team_id": "T0ACME",
+        "user": "deploybot",
+    }
+    assert "acme" in slack.blast_radius.summary
+    assert stripe.blast_radius and stripe.blast_radius.verified_identity is None
