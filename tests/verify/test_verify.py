@@ -248,4 +248,4 @@ def test_github_and_slack_identities_are_recorded(server: str) -> None:
         "user": "deploybot",
     }
     assert "acme" in slack.blast_radius.summary
-    assert stripe.blast_radius and stripe.blast_radius.verified_identity is None
+    assert stripe.blast_radius is None  # Stripe reports no identity: nothing added
