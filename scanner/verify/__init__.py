@@ -52,12 +52,14 @@ def verify_report(
     counts: Counter[str] = Counter()
     for image in report.images:
         updated = []
+        accepted: dict[int, Outcome] = {}  # companions of credentials the provider accepted
         for finding in image.findings:
             verifier = table.get(finding.rule_id)
             if verifier is not None:
                 outcome = Outcome(Verdict.UNKNOWN)
                 if finding.secret:
-                    parts = companions(finding, image.findings, verifier.companions)
+                    found = companions(finding, image.findings, verifier.companions)
+                    parts = {rule_id: str(other.secret) for rule_id, other in found.items()}
                     key = (
                         verifier.name,
                         finding.secret_hash or hash_secret(finding.secret),
@@ -66,10 +68,16 @@ def verify_report(
                     if key not in cache:
                         cache[key] = verifier.check(finding.secret, parts)
                     outcome = cache[key]
+                    if outcome.verdict is Verdict.VERIFIED:
+                        accepted.update((id(other), outcome) for other in found.values())
                 counts[outcome.verdict.value] += 1
                 finding = _with_outcome(finding, outcome, verifier.name)
-            secret = finding.secret if keep_secrets else None
-            updated.append(replace(finding, secret=secret))
+            updated.append(finding)
+        for i, finding in enumerate(updated):
+            if id(image.findings[i]) in accepted and finding.verification is None:
+                outcome = accepted[id(image.findings[i])]
+                finding = _with_outcome(finding, outcome, finding.detector or finding.rule_id)
+            updated[i] = replace(finding, secret=finding.secret if keep_secrets else None)
         image.findings = updated
     return counts
 

@@ -215,9 +215,9 @@ def test_report_pairs_each_key_id_with_the_secret_key_next_to_it(sts: str) -> No
     got = [(f.location.path, f.location.line, f.verification) for f in report.findings]
     assert got == [
         ("app/.env", 1, "invalid"),
-        ("app/.env", 2, None),
+        ("app/.env", 2, None),  # a refused pair: which half is wrong is unknown
         ("app/.env", 10, "verified"),
-        ("app/.env", 11, None),
+        ("app/.env", 11, "verified"),  # the secret half of an accepted pair
         ("srv/other.env", 3, "unknown"),
         ("app/elsewhere.env", 3, None),
     ]
@@ -225,6 +225,9 @@ def test_report_pairs_each_key_id_with_the_secret_key_next_to_it(sts: str) -> No
     live = report.findings[2]
     assert live.blast_radius and live.blast_radius.verified_identity
     assert live.blast_radius.verified_identity["account"] == ACCOUNT
+    secret_half = report.findings[3]
+    assert secret_half.blast_radius and secret_half.blast_radius.verified_identity
+    assert secret_half.blast_radius.verified_identity["arn"].endswith(":user/deploy")
     assert all(f.secret is None for f in report.findings)
 
 
