@@ -396,7 +396,8 @@ def decode_bundle(text: str, now: float) -> Radius | None:
             details,
         )
     details["kind"] = kind.key
-    details.update(_facts(reading))
+    if reading.permission_tokens or reading.discharge_tokens:
+        details.update(_facts(reading))
     if reading.not_after is not None:
         details["expires_at"] = iso_date(reading.not_after)
         details["expired"] = expired
@@ -426,6 +427,8 @@ def _facts(reading: Reading) -> dict[str, Any]:
         facts["otherwise_permissions"] = actions(reading.else_mask)
     if reading.not_before is not None:
         facts["not_before"] = iso_date(reading.not_before)
+    if reading.max_validity is not None:
+        facts["max_validity_seconds"] = reading.max_validity
     if reading.truncated:
         facts["not_fully_read"] = (
             f"more than {MAX_CAVEATS} caveats or IfPresent nested deeper than {MAX_DEPTH}: "
