@@ -245,18 +245,25 @@ class SignatureSet:
 
     @classmethod
     def load(cls, extra: Sequence[Path] = (), include_builtin: bool = True) -> SignatureSet:
-        """The built-in rules (unless excluded) plus the user's files or directories."""
+        """The built-in rules (unless excluded) plus the user's files or directories.
+
+        The built-in files are parsed and checked once per process (hundreds of rules:
+        YAML, regex compilation and every example), whatever the user adds."""
+        if include_builtin and not extra:
+            return _builtin()
         files: list[Path] = []
+        rules: list[Rule] = []
+        path_rules: list[PathRule] = []
         if include_builtin:
-            files.extend(_builtin_files())
+            builtin = _builtin()
+            rules.extend(builtin.rules)
+            path_rules.extend(builtin.path_rules)
         for item in extra:
             item = Path(item)
             if item.is_dir():
                 files.extend(sorted([*item.glob("*.yaml"), *item.glob("*.yml")]))
             else:
                 files.append(item)
-        rules: list[Rule] = []
-        path_rules: list[PathRule] = []
         for path in files:
             file_rules, file_paths = load_file(path)
             rules.extend(file_rules)
@@ -287,7 +294,13 @@ class SignatureSet:
 
 @functools.cache
 def _builtin() -> SignatureSet:
-    return SignatureSet.load()
+    rules: list[Rule] = []
+    path_rules: list[PathRule] = []
+    for path in _builtin_files():
+        file_rules, file_paths = load_file(path)
+        rules.extend(file_rules)
+        path_rules.extend(file_paths)
+    return SignatureSet.from_rules(rules, path_rules)
 
 
 def _builtin_files() -> list[Path]:
@@ -373,11 +386,17 @@ def _category(raw: Mapping[str, Any], default: Category, err: _RuleErrors) -> Ca
         raise err(str(exc)) from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: bytes) -> re.Pattern[bytes]:
+    """re's own cache holds 512 patterns, fewer than the built-in set has."""
+    return re.compile(pattern)
+
+
 def _compile(pattern: Any, what: str, err: _RuleErrors) -> re.Pattern[bytes]:
     if not isinstance(pattern, str) or not pattern:
         raise err(f"{what} must be a non-empty string")
     try:
-        return re.compile(pattern.encode("utf-8", "surrogateescape"))
+        return _compiled(pattern.encode("utf-8", "surrogateescape"))
     except re.error as exc:
         raise err(f"bad {what}: {exc}") from None
 
