@@ -90,6 +90,15 @@ def test_every_builtin_rule_has_a_provider_and_examples() -> None:
     assert len(BUILTIN.rules) >= 550
 
 
+def test_a_keyword_is_inside_every_match_of_an_example() -> None:
+    """The prefilter finds a rule's matches only where one of its keywords occurs."""
+    for rule in BUILTIN.rules:
+        for example in rule.examples_match:
+            for m in rule.regex.finditer(example.text.encode()):
+                text = m.group(0).lower()
+                assert any(k.encode() in text for k in rule.keywords), (rule.id, example.text)
+
+
 def test_no_two_rules_are_identical() -> None:
     seen: dict[tuple[bytes, int], str] = {}
     for rule in BUILTIN.rules:

@@ -266,6 +266,21 @@ class GluedTokens:
         return out
 
 
+_GLUED: dict[str, GluedTokens] = {}  # signature-set digest -> its glued-token pass
+_GLUED_SETS = 8
+
+
+def glued_tokens(signatures: SignatureSet) -> GluedTokens:
+    """The :class:`GluedTokens` of a signature set, built once per process and set: an
+    analyzer is made for every layer, and the set has hundreds of rules."""
+    found = _GLUED.get(signatures.digest)
+    if found is None:
+        if len(_GLUED) >= _GLUED_SETS:
+            _GLUED.clear()
+        found = _GLUED[signatures.digest] = GluedTokens(signatures)
+    return found
+
+
 class ContentSecretsAnalyzer(FileAnalyzer):
     id = "content-secrets"
     version = 3  # 3: findings carry their blast radius
@@ -274,7 +289,7 @@ class ContentSecretsAnalyzer(FileAnalyzer):
 
     def __init__(self, detection: Detection) -> None:
         super().__init__(detection)
-        self._glued = GluedTokens(detection.signatures)
+        self._glued = glued_tokens(detection.signatures)
 
     def required(self, info: FileInfo) -> bool:
         return info.kind is EntryKind.FILE and info.size > 0

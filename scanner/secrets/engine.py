@@ -245,7 +245,7 @@ class SecretEngine:
                     block_rules.append([])
                 kid = keyword_ids[key]
                 (block_rules if detector.rule.multiline else line_rules)[kid].append(index)
-                self._line_rules = tuple(tuple(r) for r in line_rules)
+        self._line_rules = tuple(tuple(r) for r in line_rules)
         self._block_rules = tuple(tuple(r) for r in block_rules)
         self._prefilter = (
             KeywordPrefilter(list(keyword_ids), backend=prefilter) if keyword_ids else None
