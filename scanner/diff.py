@@ -105,9 +105,10 @@ def _order(entries: list[DiffEntry]) -> list[DiffEntry]:
 
 
 def diff_reports(old: Report, new: Report) -> Diff:
-    """Match OLD's and NEW's findings by fingerprint."""
-    old_groups = _group(old.findings)
-    new_groups = _group(new.findings)
+    """Match OLD's and NEW's findings by fingerprint (suppressed noise findings only
+    with ``--show-suppressed``; they are counted in each side's summary either way)."""
+    old_groups = _group(old.visible(old.findings))
+    new_groups = _group(new.visible(new.findings))
     result = Diff(old=old, new=new)
     for fp, found in new_groups.items():
         change: Change = "unchanged" if fp in old_groups else "new"

@@ -339,6 +339,8 @@ def exposures(scans: Sequence[ReleaseScan]) -> list[Exposure]:
     latest: dict[str, Finding] = {}
     for i, scan in enumerate(scans):
         for f in scan.result.findings:
+            if f.suppressed:
+                continue  # noise (placeholders, example keys): not an exposure
             fp = f.fingerprint
             found = where.setdefault(fp, [])
             if not found or found[-1] != i:
@@ -427,7 +429,8 @@ def repository_name(text: str) -> str:
 def _counts(findings: Iterable[Finding]) -> dict[str, int]:
     counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
     for f in findings:
-        counts[f.severity.label] += 1
+        if not f.suppressed:  # noise: kept in scan reports, not in the history of leaks
+            counts[f.severity.label] += 1
     return counts
 
 

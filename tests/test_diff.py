@@ -5,6 +5,7 @@ builds two releases of a fixture image and runs the command on them."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,17 @@ def test_diff_honours_the_ignore_file(tmp_path: Path) -> None:
     assert ignored.exit_code == EXIT_CLEAN, ignored.output
     added = [o for e in json.loads(ignored.stdout)["added"] for o in e["occurrences"]]
     assert not any((o["location"]["path"] or "").startswith("app/") for o in added)
+
+
+def test_suppressed_noise_is_left_out_unless_shown() -> None:
+    noise = replace(
+        file_finding("app/n.env", secret="ghp_" + "Q" * 36, image="app:2"),
+        severity=Severity.INFO,
+        noise="checksum mismatch",
+        suppressed="noise: checksum mismatch",
+    )
+    old = report(image_result("app:1", findings=[]))
+    new = report(image_result("app:2", findings=[noise]))
+    assert diff_reports(old, new).added == []
+    new.show_suppressed = True
+    assert [e.finding for e in diff_reports(old, new).added] == [noise]

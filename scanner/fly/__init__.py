@@ -55,7 +55,8 @@ class FlyScan:
             if result is not None:
                 counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
                 for f in result.findings:
-                    counts[f.severity.label] += 1
+                    if not f.suppressed:
+                        counts[f.severity.label] += 1
                 entry["findings"] = counts
                 entry["complete"] = not result.problems
             out.append(entry)
