@@ -283,7 +283,7 @@ def glued_tokens(signatures: SignatureSet) -> GluedTokens:
 
 class ContentSecretsAnalyzer(FileAnalyzer):
     id = "content-secrets"
-    version = 3  # 3: findings carry their blast radius
+    version = 4  # 3: findings carry their blast radius; 4: noise kept as suppressed info
     needs_content = True
     limits: ArchiveLimits = DEFAULT_LIMITS
 
