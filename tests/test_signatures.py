@@ -344,3 +344,19 @@ def test_every_builtin_file_loads_alone() -> None:
     for path in sorted(BUILTIN_DIR.glob("*.yaml")):
         rules, paths = load_file(path)
         assert rules or paths, path
+
+
+def test_unparseable_key_block_never_spans_another_marker() -> None:
+    """Each BEGIN line is matched only up to the next ``-----``: a flood of BEGIN lines
+    without END costs one short look per line, not 20 000 characters each."""
+    text = (
+        b"-----BEGIN RSA PRIVATE KEY-----\n" * 50
+        + b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC%%\n"
+        + b"-----END PRIVATE KEY-----\n"
+    )
+    found = [m for m in ENGINE.scan(text) if m.rule.id == "private-key-block-unparseable"]
+    assert len(found) == 1
+    assert text[found[0].start :].startswith(b"-----BEGIN PRIVATE KEY-----\nMIIE")
+    rule = BUILTIN.get("private-key-block-unparseable")
+    assert isinstance(rule, Rule)
+    assert rule.regex.search(b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBAD%%%\n" + b"A" * 30) is None
