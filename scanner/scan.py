@@ -137,7 +137,7 @@ class Scanner:
 
     def scan_all(self, sources: Iterable[str]) -> Report:
         report = Report(
-            images=[self.scan(s) for s in sources],
+            images=[result for s in sources for result in self.scan_source(s)],
             fail_on=self.options.fail_on,
             reveal=self.options.reveal,
         )
@@ -156,9 +156,25 @@ class Scanner:
                 return _failed(source_text, source.kind, str(exc))
             return self._scan_image(image)
 
+    def scan_source(self, source_text: str) -> list[ImageResult]:
+        """Every image of a source: several for a ``docker save A B`` archive."""
+        try:
+            source = resolve(source_text, self.options.source)
+        except LayerleakError as exc:
+            return [_failed(source_text, "?", str(exc))]
+        with source:
+            try:
+                images = source.load_all()
+            except LayerleakError as exc:
+                return [_failed(source_text, source.kind, str(exc))]
+            return [self._scan_image(image) for image in images]
+
     def _scan_image(self, image: Image) -> ImageResult:
         result = ImageResult(
-            name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
+            name=image.name,
+            source_kind=image.source_kind,
+            index_digest=image.index_digest,
+            tags=list(image.tags),
         )
         result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
         todo: dict[str, Layer] = {}
