@@ -209,3 +209,24 @@ def test_empty_manifest_list(tmp_path: Path) -> None:
     dest = _rewrite_manifest(src, tmp_path / "empty.tar", [])
     with pytest.raises(SourceError, match="lists no image"):
         _load_all(f"docker-archive:{dest}")
+
+
+def test_cli_reports_each_image_and_lists_references(multi: Path) -> None:
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from scanner.cli import main
+
+    done = CliRunner().invoke(
+        main, ["scan", "--format", "json", "--no-cache", "-q", f"docker-archive:{multi}"]
+    )
+    assert done.exit_code in (0, 1), done.output
+    doc = _json.loads(done.stdout)
+    assert [i["tags"] for i in doc["images"]] == [["app:latest", "app:v1"], [FLY_REF], []]
+    assert doc["summary"]["images"] == 3
+    missing = CliRunner().invoke(main, ["scan", "-q", f"docker-archive:{multi}:app:v9"])
+    assert missing.exit_code == 3
+    assert f"no image app:v9 in the archive; it holds app:latest, app:v1, {FLY_REF}" in (
+        missing.stderr
+    )
