@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from scanner.analyzers.builtin import FILE_ANALYZERS
+from scanner.archives.limits import ArchiveBudget
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
 from scanner.detection import Detection
 from scanner.errors import DigestMismatch, LayerError, SourceError
@@ -37,7 +38,8 @@ def scan_layer(
 ) -> LayerResult:
     if analyzers is None:
         analyzers = [cls(detection) for cls in FILE_ANALYZERS]
-    context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None)
+    budget = ArchiveBudget(detection.archive_limits, detection.archive_usage)
+    context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None, budget)
     label = layer_label(layer)
     findings: list[Finding] = []
     try:
@@ -84,12 +86,14 @@ def scan_layer(
         else:
             raw.close()
     if reader is None:
-        return LayerResult(layer.digest, findings, LayerIndex(), error=error)
+        return LayerResult(
+            layer.digest, findings, LayerIndex(), problems=context.problems, error=error
+        )
     return LayerResult(
         digest=layer.digest,
         findings=findings,
         index=reader.index,
-        problems=list(reader.problems),
+        problems=list(reader.problems) + context.problems,
         error=error,
         entries=reader.entries,
         compressed_bytes=reader.compressed_bytes,

@@ -28,6 +28,7 @@ from scanner.ignore import default_files as default_ignore_files
 from scanner.ignore import load as load_ignores
 from scanner.image import Platform
 from scanner.results import Report
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
 from scanner.verify import verify_report
@@ -132,6 +133,14 @@ def scan_options(f: F) -> F:
             help="Layer cache directory (env LAYERLEAK_CACHE_DIR). "
             "Default: the user cache directory.",
         ),
+        click.option(
+            "--archive-limit",
+            "archive_limit_values",
+            multiple=True,
+            metavar="NAME=SIZE",
+            help="Change a nested-archive budget, e.g. layer-budget=4G, image-members=5000000 "
+            "(repeatable; names and defaults in the README's Security model).",
+        ),
     )(f)
 
 
@@ -203,6 +212,7 @@ def build_scan_options(
     jobs: int = 0,
     no_cache: bool = False,
     cache_dir: Path | None = None,
+    archive_limit_values: Sequence[str] = (),
 ) -> ScanOptions:
     return ScanOptions(
         source=SourceOptions(
@@ -218,7 +228,21 @@ def build_scan_options(
         jobs=jobs,
         use_cache=not no_cache,
         cache_dir=cache_dir,
+        archive_limits=parse_archive_limits(archive_limit_values),
     )
+
+
+def parse_archive_limits(values: Sequence[str]) -> ArchiveLimits:
+    settings: dict[str, str] = {}
+    for value in values:
+        name, sep, size = value.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{value!r} is not NAME=SIZE", param_hint="--archive-limit")
+        settings[name] = size
+    try:
+        return DEFAULT_LIMITS.with_settings(settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--archive-limit") from None
 
 
 SCAN_ARGS = (
@@ -231,6 +255,7 @@ SCAN_ARGS = (
     "jobs",
     "no_cache",
     "cache_dir",
+    "archive_limit_values",
 )
 
 
@@ -248,6 +273,7 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
         jobs=int(args.get("jobs") or 0),
         no_cache=bool(args.get("no_cache")),
         cache_dir=args.get("cache_dir"),
+        archive_limit_values=args.get("archive_limit_values", ()),
     )
 
 

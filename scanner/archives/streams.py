@@ -1,0 +1,212 @@
+"""Stream wrappers for the archive walk: un-reading a head, limits, chains, tails."""
+
+from __future__ import annotations
+
+import io
+from typing import IO, BinaryIO, Protocol
+
+from scanner.layers import READ_SIZE
+from scanner.streams import read_up_to
+
+HEAD_SIZE = 8192  # enough to sniff archives (512) and binaries (8 KB)
+
+
+class _RawReader(io.RawIOBase):
+    """``readinto`` in terms of ``read``."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class Prefixed(_RawReader):
+    """``head`` followed by the rest of ``stream``: un-reads the bytes sniffed.
+
+    ``head`` stays readable as an attribute (for further sniffing without another
+    read); ``at_eof`` says the stream ended within the head, so it is not read again.
+    """
+
+    def __init__(self, head: bytes, stream: IO[bytes], at_eof: bool = False) -> None:
+        self.head = head
+        self._pending = head
+        self._stream = stream
+        self._eof = at_eof
+
+    def _rest(self, size: int = -1) -> bytes:
+        if self._eof:
+            return b""
+        return self._stream.read(size)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            data, self._pending = self._pending + self._rest(), b""
+            return data
+        if self._pending:
+            data, self._pending = self._pending[:size], self._pending[size:]
+            if len(data) < size:
+                data += self._rest(size - len(data))
+            return data
+        return self._rest(size)
+
+
+def read_head(stream: IO[bytes], n: int = HEAD_SIZE) -> tuple[bytes, BinaryIO]:
+    """The first ``n`` bytes (fewer at EOF) and a stream that still starts with them.
+
+    A stream that already is a :class:`Prefixed` with a long enough head is not
+    read again.
+    """
+    if (
+        isinstance(stream, Prefixed)
+        and stream._pending is stream.head
+        and (len(stream.head) >= n or stream._eof)
+    ):
+        return stream.head[:n], stream  # type: ignore[return-value]
+    head = read_up_to(stream, n)
+    return head, Prefixed(head, stream, at_eof=len(head) < n)  # type: ignore[return-value]
+
+
+class Meter(Protocol):
+    """What a :class:`Limited` stream charges its bytes to (the walk)."""
+
+    def remaining(self) -> int: ...
+
+    def charge(self, nbytes: int) -> None: ...
+
+
+class Limited(_RawReader):
+    """An inner stream within a meter's budget and a per-stream cap.
+
+    Stops (EOF) at the cap or when the budget runs out, noting whether data was
+    left (``truncated``); a decode error of the *inner* data also ends the stream
+    and is kept in ``error``.
+    """
+
+    def __init__(self, inner: IO[bytes], meter: Meter, cap: int, errors: tuple[type, ...]):
+        self._inner = inner
+        self._meter = meter
+        self._cap = cap
+        self._errors = errors
+        self.count = 0
+        self.truncated = False
+        self.error: str | None = None
+        self._done = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._done:
+            return b""
+        room = min(self._cap - self.count, self._meter.remaining())
+        want = room if size is None or size < 0 else min(size, room)
+        try:
+            if want <= 0:
+                if size != 0 and self._inner.read(1):
+                    self.truncated = True
+                    self._done = True
+                return b""
+            data = self._inner.read(want)
+        except self._errors as exc:
+            self.error = why(exc)
+            self._done = True
+            return b""
+        if not data:
+            self._done = True
+        self.count += len(data)
+        self._meter.charge(len(data))
+        return data
+
+    def settle(self) -> None:
+        """After the consumer is done: find out whether data or damage was left."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            more = self._inner.read(1)
+        except self._errors as exc:
+            self.error = why(exc)
+            return
+        if more and min(self._cap - self.count, self._meter.remaining()) <= 0:
+            self.truncated = True
+
+
+class Chain(_RawReader):
+    """Several streams read one after the other."""
+
+    def __init__(self, streams: list[IO[bytes]]) -> None:
+        self._streams = streams
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(s.read() for s in self._streams)
+        while self._streams:
+            data = self._streams[0].read(size)
+            if data:
+                return data
+            self._streams.pop(0)
+        return b""
+
+
+class Recorder(_RawReader):
+    """Counts what is read from ``inner`` and keeps the last ``keep`` bytes of it.
+
+    For readers that buffer ahead (``tarfile``'s stream mode) or fail after reading
+    (a decompressor on data that only looked compressed): :meth:`rest_from` un-reads
+    what they had read beyond a position. ``head_only`` keeps only the first
+    ``keep`` bytes (for falling back to the start).
+    """
+
+    def __init__(self, inner: IO[bytes], keep: int = 64 << 10, head_only: bool = False) -> None:
+        self._inner = inner
+        self._keep = keep
+        self._head_only = head_only
+        self.pos = 0
+        self._kept = bytearray()
+        self._kept_from = 0  # stream position of the first kept byte
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._inner.read(-1 if size is None else size)
+        self.pos += len(data)
+        if self._head_only:
+            if len(self._kept) < self._keep:
+                self._kept += data
+        else:
+            self._kept += data
+            if len(self._kept) > 2 * self._keep:
+                cut = len(self._kept) - self._keep
+                del self._kept[:cut]
+                self._kept_from += cut
+        return data
+
+    def rest_from(self, pos: int) -> BinaryIO | None:
+        """The stream from ``pos`` on, or None when those bytes are no longer kept."""
+        end = self._kept_from + len(self._kept)
+        if pos < self._kept_from or pos > self.pos or (self.pos > end):
+            return None
+        return Prefixed(bytes(self._kept[pos - self._kept_from :]), self._inner)  # type: ignore[return-value]
+
+
+def skip_zeros(stream: IO[bytes]) -> BinaryIO | None:
+    """The stream from its first non-zero byte on, or None when only zeros remain."""
+    while chunk := stream.read(READ_SIZE):
+        stripped = chunk.lstrip(b"\x00")
+        if stripped:
+            return Prefixed(stripped, stream)  # type: ignore[return-value]
+    return None
+
+
+def copy_up_to(src: IO[bytes], dst: IO[bytes], limit: int) -> int:
+    copied = 0
+    while copied < limit:
+        chunk = src.read(min(READ_SIZE, limit - copied))
+        if not chunk:
+            break
+        dst.write(chunk)
+        copied += len(chunk)
+    return copied
+
+
+def why(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
