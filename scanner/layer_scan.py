@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from scanner.analyzers.builtin import FILE_ANALYZERS
-from scanner.archives.limits import ArchiveBudget
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
+from scanner.archives.limits import ArchiveBudget
 from scanner.detection import Detection
 from scanner.errors import DigestMismatch, LayerError, SourceError
 from scanner.findings import Finding

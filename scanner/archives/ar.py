@@ -12,10 +12,10 @@ those tarballs like any other archive.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 from scanner.archives.sniff import AR_MAGIC
-from scanner.archives.streams import _RawReader
+from scanner.archives.streams import Reader, _RawReader, as_binary
 from scanner.layers import READ_SIZE
 from scanner.streams import read_up_to
 
@@ -30,7 +30,7 @@ class ArError(Exception):
 class Slice(_RawReader):
     """The next ``size`` bytes of ``stream``."""
 
-    def __init__(self, stream: IO[bytes], size: int) -> None:
+    def __init__(self, stream: Reader, size: int) -> None:
         self._stream = stream
         self.left = size
 
@@ -49,16 +49,16 @@ class Slice(_RawReader):
             pass
 
 
-def ar_members(stream: IO[bytes]) -> Iterator[tuple[str, BinaryIO]]:
+def ar_members(stream: Reader) -> Iterator[tuple[str, BinaryIO]]:
     """``(name, data)`` per member; each ``data`` must be used before the next.
 
     Raises :class:`ArError` on a malformed header or a truncated member.
     """
-    if read_up_to(stream, len(AR_MAGIC)) != AR_MAGIC:
+    if read_up_to(as_binary(stream), len(AR_MAGIC)) != AR_MAGIC:
         raise ArError("no ar magic")
     long_names = b""
     while True:
-        header = read_up_to(stream, HEADER_SIZE)
+        header = read_up_to(as_binary(stream), HEADER_SIZE)
         if not header:
             return
         if len(header) < HEADER_SIZE or header[58:60] != b"`\n":
@@ -88,11 +88,11 @@ def ar_members(stream: IO[bytes]) -> Iterator[tuple[str, BinaryIO]]:
             _skip_padding(stream, size)
             continue
         name = raw_name.decode("utf-8", "replace").removesuffix("/") or "?"
-        yield name, data  # type: ignore[misc]
+        yield name, as_binary(data)
         data.drain()
         _skip_padding(stream, size)
 
 
-def _skip_padding(stream: IO[bytes], size: int) -> None:
+def _skip_padding(stream: Reader, size: int) -> None:
     if size % 2:
         stream.read(1)

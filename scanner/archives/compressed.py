@@ -12,13 +12,13 @@ from __future__ import annotations
 import bz2
 import lzma
 from collections.abc import Callable
-from typing import IO, BinaryIO
+from typing import BinaryIO, cast
 
 import zstandard
 from isal import isal_zlib  # type: ignore[import-untyped,unused-ignore]
 
 from scanner.archives.sniff import sniff
-from scanner.archives.streams import Prefixed, _RawReader, read_head, skip_zeros
+from scanner.archives.streams import Prefixed, Reader, _RawReader, read_head, skip_zeros
 from scanner.layers import READ_SIZE
 
 LZMA_MEMLIMIT = 256 << 20  # an xz/lzma header may ask for a dictionary of gigabytes
@@ -120,7 +120,7 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     lzma.LZMAError,
     zstandard.ZstdError,
-    isal_zlib.error,
+    cast(type[BaseException], isal_zlib.error),
 )
 
 
@@ -132,12 +132,12 @@ class Decoded(_RawReader):
     byte, or None.
     """
 
-    def __init__(self, source: IO[bytes], kind: str) -> None:
+    def __init__(self, source: Reader, kind: str) -> None:
         self.kind = kind
         self.trailing: BinaryIO | None = None
         self.members = 1
         self.produced = 0
-        self._source: IO[bytes] = source
+        self._source: Reader = source
         self._codec = CODECS[kind]()
         self._out = b""
         self._finished = False

@@ -112,7 +112,11 @@ def extract(
     if size > header_limit:
         raise SevenZipRefused(f"7z header of {size} bytes is larger than the limit")
     f.seek(0)
-    with py7zr.SevenZipFile(f, mode="r", max_extract_size=max(bytes_left, 0)) as archive:
+    try:
+        archive = py7zr.SevenZipFile(f, mode="r", max_extract_size=max(bytes_left, 0))
+    except py7zr.PasswordRequired:
+        raise SevenZipEncrypted("encrypted 7z header") from None
+    with archive:
         if archive.needs_password():
             raise SevenZipEncrypted("encrypted 7z")
         files = [i for i in archive.list() if not i.is_directory]
@@ -126,7 +130,7 @@ def extract(
             result.error, result.over_budget = str(exc), True
         except py7zr.PasswordRequired as exc:
             raise SevenZipEncrypted(str(exc) or "encrypted 7z") from None
-        except Exception as exc:  # noqa: BLE001 - a hostile archive: keep what came out
+        except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
         return result
 

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import io
-from typing import IO, BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol, cast
 
 from scanner.layers import READ_SIZE
 from scanner.streams import read_up_to
 
 HEAD_SIZE = 8192  # enough to sniff archives (512) and binaries (8 KB)
+
+
+class Reader(Protocol):
+    """Anything with ``read(size) -> bytes``: files, members, the wrappers here."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def as_binary(stream: Reader) -> BinaryIO:
+    """A reader handed to code typed for files (it only ever calls ``read``)."""
+    return cast(BinaryIO, stream)
 
 
 class _RawReader(io.RawIOBase):
@@ -30,7 +41,7 @@ class Prefixed(_RawReader):
     read); ``at_eof`` says the stream ended within the head, so it is not read again.
     """
 
-    def __init__(self, head: bytes, stream: IO[bytes], at_eof: bool = False) -> None:
+    def __init__(self, head: bytes, stream: Reader, at_eof: bool = False) -> None:
         self.head = head
         self._pending = head
         self._stream = stream
@@ -53,7 +64,7 @@ class Prefixed(_RawReader):
         return self._rest(size)
 
 
-def read_head(stream: IO[bytes], n: int = HEAD_SIZE) -> tuple[bytes, BinaryIO]:
+def read_head(stream: Reader, n: int = HEAD_SIZE) -> tuple[bytes, BinaryIO]:
     """The first ``n`` bytes (fewer at EOF) and a stream that still starts with them.
 
     A stream that already is a :class:`Prefixed` with a long enough head is not
@@ -64,9 +75,9 @@ def read_head(stream: IO[bytes], n: int = HEAD_SIZE) -> tuple[bytes, BinaryIO]:
         and stream._pending is stream.head
         and (len(stream.head) >= n or stream._eof)
     ):
-        return stream.head[:n], stream  # type: ignore[return-value]
-    head = read_up_to(stream, n)
-    return head, Prefixed(head, stream, at_eof=len(head) < n)  # type: ignore[return-value]
+        return stream.head[:n], as_binary(stream)
+    head = read_up_to(as_binary(stream), n)
+    return head, as_binary(Prefixed(head, stream, at_eof=len(head) < n))
 
 
 class Meter(Protocol):
@@ -85,7 +96,9 @@ class Limited(_RawReader):
     and is kept in ``error``.
     """
 
-    def __init__(self, inner: IO[bytes], meter: Meter, cap: int, errors: tuple[type, ...]):
+    def __init__(
+        self, inner: Reader, meter: Meter, cap: int, errors: tuple[type[BaseException], ...]
+    ) -> None:
         self._inner = inner
         self._meter = meter
         self._cap = cap
@@ -134,7 +147,7 @@ class Limited(_RawReader):
 class Chain(_RawReader):
     """Several streams read one after the other."""
 
-    def __init__(self, streams: list[IO[bytes]]) -> None:
+    def __init__(self, streams: list[Reader]) -> None:
         self._streams = streams
 
     def read(self, size: int | None = -1) -> bytes:
@@ -157,7 +170,7 @@ class Recorder(_RawReader):
     ``keep`` bytes (for falling back to the start).
     """
 
-    def __init__(self, inner: IO[bytes], keep: int = 64 << 10, head_only: bool = False) -> None:
+    def __init__(self, inner: Reader, keep: int = 64 << 10, head_only: bool = False) -> None:
         self._inner = inner
         self._keep = keep
         self._head_only = head_only
@@ -184,19 +197,19 @@ class Recorder(_RawReader):
         end = self._kept_from + len(self._kept)
         if pos < self._kept_from or pos > self.pos or (self.pos > end):
             return None
-        return Prefixed(bytes(self._kept[pos - self._kept_from :]), self._inner)  # type: ignore[return-value]
+        return as_binary(Prefixed(bytes(self._kept[pos - self._kept_from :]), self._inner))
 
 
-def skip_zeros(stream: IO[bytes]) -> BinaryIO | None:
+def skip_zeros(stream: Reader) -> BinaryIO | None:
     """The stream from its first non-zero byte on, or None when only zeros remain."""
     while chunk := stream.read(READ_SIZE):
         stripped = chunk.lstrip(b"\x00")
         if stripped:
-            return Prefixed(stripped, stream)  # type: ignore[return-value]
+            return as_binary(Prefixed(stripped, stream))
     return None
 
 
-def copy_up_to(src: IO[bytes], dst: IO[bytes], limit: int) -> int:
+def copy_up_to(src: Reader, dst: IO[bytes], limit: int) -> int:
     copied = 0
     while copied < limit:
         chunk = src.read(min(READ_SIZE, limit - copied))

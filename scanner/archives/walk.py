@@ -28,7 +28,9 @@ from scanner.archives.sniff import (
 from scanner.archives.streams import (
     Chain,
     Limited,
+    Reader,
     Recorder,
+    as_binary,
     copy_up_to,
     read_head,
     skip_zeros,
@@ -106,7 +108,7 @@ class ArchiveWalk:
 
     def leaves(
         self,
-        stream: IO[bytes],
+        stream: Reader,
         name: str,
         open_archives: Callable[[], bool] | None = None,
     ) -> Leaves:
@@ -123,7 +125,7 @@ class ArchiveWalk:
 
     def _expand(
         self,
-        stream: IO[bytes],
+        stream: Reader,
         name: str,
         inner: str | None,
         depth: int,
@@ -164,7 +166,7 @@ class ArchiveWalk:
         else:
             yield from self._decompress(body, kind, name, inner, depth, wraps)
 
-    def _child(self, raw: IO[bytes], name: str, inner: str, depth: int, wraps: int) -> Leaves:
+    def _child(self, raw: Reader, name: str, inner: str, depth: int, wraps: int) -> Leaves:
         """Expand one inner stream (a member) within the limits."""
         limited = Limited(raw, self, self.limits.member_cap, ARCHIVE_ERRORS)
         yield from self._expand(limited, name, inner, depth, wraps)
@@ -193,7 +195,7 @@ class ArchiveWalk:
     # -- formats -------------------------------------------------------------------------
 
     def _spool(
-        self, stream: IO[bytes], inner: str | None, kind: str, top: bool
+        self, stream: Reader, inner: str | None, kind: str, top: bool
     ) -> tuple[tempfile.SpooledTemporaryFile[bytes], int, BinaryIO | None]:
         """The archive copied for random access; the third item is set when it is too
         large (then it is the whole data as a stream, to scan raw)."""
@@ -209,9 +211,9 @@ class ArchiveWalk:
             f"{kind} larger than {human(cap)}: members not scanned, scanned as raw bytes",
             limit=True,
         )
-        return spool, copied, Chain([spool, io.BytesIO(extra), stream])  # type: ignore[return-value]
+        return spool, copied, as_binary(Chain([spool, io.BytesIO(extra), stream]))
 
-    def _zip(self, stream: IO[bytes], inner: str | None, depth: int, top: bool) -> Leaves:
+    def _zip(self, stream: Reader, inner: str | None, depth: int, top: bool) -> Leaves:
         spool, size, too_large = self._spool(stream, inner, "zip", top)
         with spool:
             if too_large is not None:
@@ -228,7 +230,7 @@ class ArchiveWalk:
                     limit=True,
                 )
                 spool.seek(0)
-                yield inner, spool  # type: ignore[misc]
+                yield inner, as_binary(spool)
                 return
             left = self.entries_left()
             if directory is not None and directory.entries > left:
@@ -239,7 +241,7 @@ class ArchiveWalk:
                     limit=True,
                 )
                 spool.seek(0)
-                yield inner, spool  # type: ignore[misc]
+                yield inner, as_binary(spool)
                 return
             spool.seek(0)
             try:
@@ -247,7 +249,7 @@ class ArchiveWalk:
             except ARCHIVE_ERRORS as exc:
                 self._skip(inner, f"unreadable zip ({why(exc)}): scanned as raw bytes")
                 spool.seek(0)
-                yield inner, spool  # type: ignore[misc]
+                yield inner, as_binary(spool)
                 return
             with archive:
                 yield from self._zip_members(archive, inner, depth)
@@ -278,15 +280,15 @@ class ArchiveWalk:
         """Bytes before a zip's first entry and after its end record: scanned raw."""
         if start > 0:
             spool.seek(0)
-            yield inner, Slice(spool, start)  # type: ignore[misc]
+            yield inner, as_binary(Slice(spool, start))
         if end < size:
             spool.seek(end)
             rest = skip_zeros(Slice(spool, size - end))
             if rest is not None:
                 yield inner, rest
 
-    def _tar(self, stream: IO[bytes], inner: str | None, depth: int) -> Leaves:
-        source: IO[bytes] = stream
+    def _tar(self, stream: Reader, inner: str | None, depth: int) -> Leaves:
+        source: Reader = stream
         while True:  # concatenated tars: one after the other
             recorder = Recorder(source)
             try:
@@ -338,7 +340,7 @@ class ArchiveWalk:
                 continue
             yield from self._child(raw, member.name, child, depth + 1, 0)
 
-    def _ar(self, stream: IO[bytes], inner: str | None, depth: int) -> Leaves:
+    def _ar(self, stream: Reader, inner: str | None, depth: int) -> Leaves:
         members = ar_members(stream)
         try:
             for name, data in members:
@@ -349,9 +351,9 @@ class ArchiveWalk:
                 yield from self._child(data, name, child, depth + 1, 0)
         except ArError as exc:
             self._skip(inner, f"malformed ar archive ({exc}): the rest scanned as raw bytes")
-            yield inner, stream  # type: ignore[misc]
+            yield inner, as_binary(stream)
 
-    def _seven_zip(self, stream: IO[bytes], inner: str | None, depth: int, top: bool) -> Leaves:
+    def _seven_zip(self, stream: Reader, inner: str | None, depth: int, top: bool) -> Leaves:
         spool, _, too_large = self._spool(stream, inner, "7z", top)
         with spool:
             if too_large is not None:
@@ -374,17 +376,17 @@ class ArchiveWalk:
                     limit=True,
                 )
                 spool.seek(0)
-                yield inner, spool  # type: ignore[misc]
+                yield inner, as_binary(spool)
                 return
             except sevenzip.SevenZipEncrypted:
                 self._skip(inner, "encrypted 7z: members not scanned")
                 spool.seek(0)
-                yield inner, spool  # type: ignore[misc]
+                yield inner, as_binary(spool)
                 return
-            except Exception as exc:  # noqa: BLE001 - py7zr on hostile input raises anything
+            except Exception as exc:
                 self._skip(inner, f"unreadable 7z ({why(exc)}): scanned as raw bytes")
                 spool.seek(0)
-                yield inner, spool  # type: ignore[misc]
+                yield inner, as_binary(spool)
                 return
             for member in sevenzip.members(result):
                 if self._out_of_budget(inner, "the rest of the 7z not scanned"):
@@ -404,7 +406,7 @@ class ArchiveWalk:
                 self._skip(inner, f"7z extraction stopped ({what})", limit=result.over_budget)
 
     def _decompress(
-        self, stream: IO[bytes], kind: str, name: str, inner: str | None, depth: int, wraps: int
+        self, stream: Reader, kind: str, name: str, inner: str | None, depth: int, wraps: int
     ) -> Leaves:
         recorder = Recorder(stream, keep=1 << 20, head_only=True)
         decoded = Decoded(recorder, kind)
@@ -434,4 +436,3 @@ class ArchiveWalk:
 
 class _Stop(Exception):
     """A budget ended the walk of a tar (and of any tar concatenated to it)."""
-

@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.baseline import Baseline
 from scanner.baseline import apply as apply_baseline
 from scanner.baseline import load as load_baseline
@@ -28,7 +29,6 @@ from scanner.ignore import default_files as default_ignore_files
 from scanner.ignore import load as load_ignores
 from scanner.image import Platform
 from scanner.results import Report
-from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
 from scanner.verify import verify_report
