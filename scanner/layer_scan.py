@@ -23,7 +23,7 @@ from scanner.layers import LayerIndex, LayerReader
 from scanner.results import LayerResult
 
 # A file wanted by several content analyzers is read once into memory up to this size;
-# larger ones go to the first analyzer only (today there is one content analyzer).
+# a larger one is streamed to the first analyzer only, the others get no content.
 SHARED_CONTENT_LIMIT = 16 << 20
 
 
@@ -61,6 +61,12 @@ def scan_layer(
                     findings.extend(analyzer.analyze(info, None, context))
             if len(readers) == 1 or (readers and content is None):
                 findings.extend(readers[0].analyze(info, content, context))
+            elif readers and content is not None and info.size > SHARED_CONTENT_LIMIT:
+                # too large to share: the stream goes to the first (the content analyzer),
+                # the others are told there is no content (and say what they skipped)
+                findings.extend(readers[0].analyze(info, content, context))
+                for analyzer in readers[1:]:
+                    findings.extend(analyzer.analyze(info, None, context))
             elif readers and content is not None:
                 data = content.read(SHARED_CONTENT_LIMIT)
                 for analyzer in readers:
