@@ -22,7 +22,8 @@ from scanner.archives.streams import Prefixed, Reader, _RawReader, read_head, sk
 from scanner.layers import READ_SIZE
 
 LZMA_MEMLIMIT = 256 << 20  # an xz/lzma header may ask for a dictionary of gigabytes
-ZSTD_FEED = 4096  # compressed bytes fed at once: at most ~128 MB out of a zstd bomb
+ZSTD_FEED = 4096  # compressed bytes first fed at once (then adapted to the ratio)
+ZSTD_MIN_FEED = 64  # a zstd bomb's 64 bytes decode to at most ~2 MB
 
 
 class _Codec:
@@ -85,16 +86,21 @@ class _Buffered(_Codec):
 
 
 class _Zstd(_Codec):
-    """zstd's decompressobj has no output limit: it is fed a little input at a time."""
+    """zstd's decompressobj has no output limit: it is fed a little input at a time,
+    less the more the data expands (a bomb's 4 KB can decode to 128 MB)."""
 
     def __init__(self) -> None:
         self._d = zstandard.ZstdDecompressor().decompressobj()
         self._tail = b""
+        self._feed = ZSTD_FEED
 
     def step(self, data: bytes, limit: int) -> bytes:
         data = self._tail + data
-        self._tail = data[ZSTD_FEED:]
-        return self._d.decompress(data[:ZSTD_FEED])
+        piece, self._tail = data[: self._feed], data[self._feed :]
+        out: bytes = self._d.decompress(piece)
+        ratio = max(1, len(out) // max(1, len(piece)))
+        self._feed = max(ZSTD_MIN_FEED, min(READ_SIZE, max(limit, READ_SIZE) // ratio))
+        return out
 
     def wants_input(self) -> bool:
         return not self._tail
@@ -140,6 +146,7 @@ class Decoded(_RawReader):
         self._source: Reader = source
         self._codec = CODECS[kind]()
         self._out = b""
+        self._at = 0  # what of _out was read already (no copying of the rest)
         self._finished = False
         self._fed = False
 
@@ -149,9 +156,10 @@ class Decoded(_RawReader):
             while chunk := self.read(READ_SIZE):
                 chunks.append(chunk)
             return b"".join(chunks)
-        while not self._out and not self._finished:
+        while self._at >= len(self._out) and not self._finished:
             self._step(max(size, 1))
-        data, self._out = self._out[:size], self._out[size:]
+        data = self._out[self._at : self._at + size]
+        self._at += len(data)
         return data
 
     def _step(self, limit: int) -> None:
@@ -168,7 +176,7 @@ class Decoded(_RawReader):
             self._fed = True
         out = codec.step(chunk, limit)
         self.produced += len(out)
-        self._out = out
+        self._out, self._at = out, 0
         if codec.eof:
             self._next_member()
 
