@@ -168,10 +168,16 @@ class Decoded(_RawReader):
         if codec.wants_input():
             chunk = self._source.read(READ_SIZE)
             if not chunk:
-                if self._fed and not codec.eof:
-                    self._finished = True
-                    raise EOFError(f"{self.kind} data ends inside a compressed member")
+                pending = codec.step(b"", limit) if self._fed and not codec.eof else b""
+                if pending:  # output the decoder still held back
+                    self.produced += len(pending)
+                    self._out, self._at = pending, 0
+                    if codec.eof:
+                        self._next_member()
+                    return
                 self._finished = True
+                if self._fed and not codec.eof:
+                    raise EOFError(f"{self.kind} data ends inside a compressed member")
                 return
             self._fed = True
         out = codec.step(chunk, limit)

@@ -195,7 +195,9 @@ class Recorder(_RawReader):
     def rest_from(self, pos: int) -> BinaryIO | None:
         """The stream from ``pos`` on, or None when those bytes are no longer kept."""
         end = self._kept_from + len(self._kept)
-        if pos < self._kept_from or pos > self.pos or (self.pos > end):
+        if pos >= self.pos:  # nothing read beyond pos (a truncated archive ends here)
+            return as_binary(self._inner) if pos == self.pos else as_binary(Prefixed(b"", self))
+        if pos < self._kept_from or self.pos > end:
             return None
         return as_binary(Prefixed(bytes(self._kept[pos - self._kept_from :]), self._inner))
 

@@ -313,3 +313,10 @@ def test_xz_asking_for_a_huge_dictionary_is_refused_not_allocated() -> None:
     got, walk = leaves(bytes(data), "x.xz")
     assert walk.skipped and "unreadable xz" in walk.skipped[0].reason
     assert got[None] == bytes(data)
+
+
+def test_truncated_nested_tar_yields_its_complete_members() -> None:
+    data = tar_bytes({"a": b"1", "b": b"2" * 5000})
+    got, walk = leaves(tar_bytes({"t.tar": data[:2048]}), "outer.tar")
+    assert got["t.tar!a"] == b"1"
+    assert walk.skipped and not any(s.limit for s in walk.skipped)
