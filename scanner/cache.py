@@ -22,6 +22,7 @@ from typing import Any
 import platformdirs
 
 from scanner import __version__
+from scanner.blast import refreshed
 from scanner.findings import Finding, Status
 from scanner.layers import LayerIndex
 from scanner.results import LayerResult
@@ -96,7 +97,8 @@ def _encode(result: LayerResult) -> dict[str, Any]:
 def _decode(doc: dict[str, Any], digest: str) -> LayerResult:
     if doc.get("format") != CACHE_FORMAT or doc.get("digest") != digest:
         raise ValueError("format or digest does not match")
-    findings = [replace(Finding.from_dict(f), status=Status()) for f in doc["findings"]]
+    # refreshed: a credential that expired since the layer was cached is lowered now
+    findings = [refreshed(replace(Finding.from_dict(f), status=Status())) for f in doc["findings"]]
     return LayerResult(
         digest=digest,
         findings=findings,

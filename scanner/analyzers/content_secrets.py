@@ -285,7 +285,7 @@ def note_problem(layer: LayerContext, path: str, skipped: Skipped) -> None:
 
 class ContentSecretsAnalyzer(FileAnalyzer):
     id = "content-secrets"
-    version = 3
+    version = 4  # 3: findings carry their blast radius; 4: archive limits are layer problems
     needs_content = True
 
     def __init__(self, detection: Detection) -> None:
