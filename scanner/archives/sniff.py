@@ -14,6 +14,10 @@ TAR_MAGIC_OFFSET = 257
 XZ_MAGIC = b"\xfd7zXZ\x00"
 SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 AR_MAGIC = b"!<arch>\n"
+# A Debian package (.deb, also .ipk/.udeb) is an ar archive whose first member is
+# "debian-binary". Other ar archives (static libraries: .a files of .o members) hold
+# their members uncompressed, so they are scanned as they are, without opening.
+DEB_FIRST_MEMBER = re.compile(rb"debian-binary/? *")
 # "BZh" + block size, then a block (pi) or the end of stream (sqrt(pi)).
 BZIP2_HEAD = re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)")
 
@@ -47,7 +51,7 @@ def sniff(head: bytes) -> str | None:
         return "bzip2"
     if head.startswith(SEVEN_ZIP_MAGIC):
         return "7z"
-    if head.startswith(AR_MAGIC):
+    if head.startswith(AR_MAGIC) and DEB_FIRST_MEMBER.fullmatch(head[8:24]):
         return "ar"
     if head[TAR_MAGIC_OFFSET : TAR_MAGIC_OFFSET + len(TAR_MAGIC)] == TAR_MAGIC:
         return "tar"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from scanner.archives import decompressed_name, sniff
+from scanner.archives.ar import ar_members
 from tests.archives.helpers import (
     COMPRESS,
     ar_bytes,
+    ar_header,
     deb_bytes,
     leaves,
     seven_zip_bytes,
@@ -72,21 +76,37 @@ def test_seven_zip_nested_in_gzip_in_zip() -> None:
     assert got == {"dump/keys.7z.gz!keys.7z!keys/id.env": ENV}
 
 
-def test_ar_members_gnu_long_names() -> None:
-    data = ar_bytes({"a-very-long-member-name.env": ENV, "short": b"1"}, gnu_long_names=True)
+DEB_FIRST = {"debian-binary": b"2.0\n"}
+
+
+def test_ar_parser_reads_gnu_long_names() -> None:
+    files = {"a-very-long-member-name.env": ENV, "short": b"1"}
+    data = ar_bytes(files, gnu_long_names=True)
+    got = {name: member.read() for name, member in ar_members(io.BytesIO(data))}
+    assert got == files
+
+
+def test_deb_members_by_name() -> None:
+    files = {**DEB_FIRST, "control.tar": b"c", "extra.env": ENV}
+    data = ar_bytes(files, gnu_long_names=True)
     assert sniff(data[:512]) == "ar"
-    got, walk = leaves(data, "lib.a")
-    assert got == {"a-very-long-member-name.env": ENV, "short": b"1"}
+    got, walk = leaves(data, "x.deb")
+    assert got == files
     assert walk.skipped == []
 
 
 def test_ar_bsd_long_names() -> None:
     name = b"bsd-style-long-name.env"
-    from tests.archives.helpers import ar_header
+    member = ar_header(b"#1/%d" % len(name), len(name) + len(ENV)) + name + ENV
+    got, _ = leaves(ar_bytes(DEB_FIRST) + member, "x.deb")
+    assert got["bsd-style-long-name.env"] == ENV
 
-    data = b"!<arch>\n" + ar_header(b"#1/%d" % len(name), len(name) + len(ENV)) + name + ENV
-    got, _ = leaves(data, "lib.a")
-    assert got == {"bsd-style-long-name.env": ENV}
+
+def test_static_library_is_scanned_as_it_is_not_opened() -> None:
+    data = ar_bytes({"a.o": b"\x7fELF object " + ENV, "b.o": b"\x7fELF"})
+    assert sniff(data[:512]) is None
+    got, walk = leaves(data, "libx.a")
+    assert got == {None: data} and walk.archives == 0
 
 
 @pytest.mark.parametrize("compression", ["xz", "gzip", "zstd", "bzip2"])
