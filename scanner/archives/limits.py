@@ -16,8 +16,10 @@ what no scanner can open (encryption, corruption: ``limit=False``, an info findi
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -48,6 +50,7 @@ class ArchiveLimits:
 
 
 DEFAULT_LIMITS = ArchiveLimits()
+LOCK_TIMEOUT = 1.0  # seconds to wait for the shared image counts' lock
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -94,28 +97,42 @@ class ImageUsage:
     """
 
     def __init__(self) -> None:
-        self._counts = multiprocessing.Array("q", 2)
+        self._shared = multiprocessing.Array("q", 2)
+        # raw access (the lock is taken in _locked); a ctypes array of two int64
+        self._counts: Any = self._shared.get_obj()
 
     def add(self, nbytes: int, entries: int) -> tuple[int, int]:
-        with self._counts.get_lock():
+        with self._locked():
             self._counts[0] += nbytes
             self._counts[1] += entries
-            return self._counts[0], self._counts[1]
+            return int(self._counts[0]), int(self._counts[1])
 
     def totals(self) -> tuple[int, int]:
-        with self._counts.get_lock():
-            return self._counts[0], self._counts[1]
+        with self._locked():
+            return int(self._counts[0]), int(self._counts[1])
 
     def reset(self) -> None:
-        with self._counts.get_lock():
+        with self._locked():
             self._counts[0] = 0
             self._counts[1] = 0
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The lock, unless a worker killed while holding it (out of memory) keeps it:
+        then the counts are updated without it (at worst a count is lost), never hung."""
+        lock = self._shared.get_lock()
+        held = lock.acquire(timeout=LOCK_TIMEOUT)
+        try:
+            yield
+        finally:
+            if held:
+                lock.release()
 
     def __getstate__(self) -> tuple[int, int]:
         return self.totals()
 
     def __setstate__(self, state: tuple[int, int]) -> None:
-        self._counts = multiprocessing.Array("q", 2)
+        self.__init__()  # type: ignore[misc]
         self._counts[0], self._counts[1] = state
 
 

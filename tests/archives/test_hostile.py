@@ -320,3 +320,29 @@ def test_truncated_nested_tar_yields_its_complete_members() -> None:
     got, walk = leaves(tar_bytes({"t.tar": data[:2048]}), "outer.tar")
     assert got["t.tar!a"] == b"1"
     assert walk.skipped and not any(s.limit for s in walk.skipped)
+
+
+def test_image_counts_never_hang_on_a_lock_a_dead_worker_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from scanner.archives import ImageUsage, limits
+
+    monkeypatch.setattr(limits, "LOCK_TIMEOUT", 0.05)
+    usage = ImageUsage()
+    held, done = threading.Event(), threading.Event()
+
+    def keep_lock() -> None:
+        usage._shared.get_lock().acquire()
+        held.set()
+        done.wait(5)
+
+    thread = threading.Thread(target=keep_lock)
+    thread.start()
+    held.wait(5)
+    started = time.monotonic()
+    assert usage.add(10, 1) == (10, 1)
+    assert time.monotonic() - started < 2
+    done.set()
+    thread.join()
