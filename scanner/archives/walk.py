@@ -254,7 +254,7 @@ class ArchiveWalk:
             with archive:
                 yield from self._zip_members(archive, inner, depth)
             if directory is not None:
-                yield from self._outside(spool, directory.start, directory.end, size, inner)
+                yield from self._outside(spool, directory.start, directory.comment_at, size, inner)
 
     def _zip_members(self, archive: zipfile.ZipFile, inner: str | None, depth: int) -> Leaves:
         infos = [i for i in archive.infolist() if not i.is_dir()]
@@ -277,7 +277,8 @@ class ArchiveWalk:
     def _outside(
         self, spool: IO[bytes], start: int, end: int, size: int, inner: str | None
     ) -> Leaves:
-        """Bytes before a zip's first entry and after its end record: scanned raw."""
+        """Bytes before a zip's first entry, and after its end record (the archive
+        comment, anything appended): scanned raw."""
         if start > 0:
             spool.seek(0)
             yield inner, as_binary(Slice(spool, start))

@@ -37,7 +37,7 @@ class ZipDirectory:
     entries: int  # central directory headers
     size: int  # bytes of the central directory
     start: int  # where the archive starts (bytes before it were prepended)
-    end: int  # end of the end-of-central-directory record and its comment
+    comment_at: int  # where the end record ends: the archive comment and anything appended
 
 
 def read_directory(f: IO[bytes], file_size: int, max_size: int) -> ZipDirectory | None:
@@ -56,8 +56,7 @@ def read_directory(f: IO[bytes], file_size: int, max_size: int) -> ZipDirectory 
             return None
     eocd_at = file_size - tail_len + pos
     fields = struct.unpack("<4s4H2LH", tail[pos : pos + EOCD_SIZE])
-    size_cd, offset_cd, comment_len = fields[5], fields[6], fields[7]
-    end = min(file_size, eocd_at + EOCD_SIZE + comment_len)
+    size_cd, offset_cd = fields[5], fields[6]
     cd_end = eocd_at
     if eocd_at >= EOCD64_LOCATOR_SIZE + EOCD64_SIZE:
         f.seek(eocd_at - EOCD64_LOCATOR_SIZE)
@@ -74,7 +73,8 @@ def read_directory(f: IO[bytes], file_size: int, max_size: int) -> ZipDirectory 
         return None
     f.seek(cd_start)
     data = f.read(size_cd)
-    return ZipDirectory(_count(data), size_cd, max(0, cd_start - offset_cd), end)
+    comment_at = eocd_at + EOCD_SIZE
+    return ZipDirectory(_count(data), size_cd, max(0, cd_start - offset_cd), comment_at)
 
 
 def _count(data: bytes) -> int:
