@@ -4,10 +4,12 @@ py7zr's own protections (1.1): header counts checked against the bytes that
 declare them (at most 8M files), an encoded header decoded to at most 256 MB,
 and ``max_extract_size`` for the total decompressed. On top of that, here: the
 start header's next-header size is checked against the central-directory limit
-before py7zr reads it; the number of entries against the entry budgets before
-anything is decompressed; ``max_extract_size`` set to what the byte budgets
-leave; every member written to its own bounded spool (at most the per-member
-cap is kept; the rest is counted and dropped), then handed to the walk one by one.
+before py7zr reads it; coders asking for more memory than the xz/lzma limit
+(LZMA/LZMA2 dictionary, PPMd model) are refused before anything is decoded; the
+number of entries against the entry budgets before anything is decompressed;
+``max_extract_size`` set to what the byte budgets leave; every member written to
+its own bounded spool (at most the per-member cap is kept; the rest is counted
+and dropped), then handed to the walk one by one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import IO
 import py7zr
 import py7zr.io
 
+from scanner.archives.compressed import LZMA_MEMLIMIT
+from scanner.archives.limits import human
 from scanner.archives.sniff import SEVEN_ZIP_MAGIC
 
 START_HEADER = 32
@@ -84,6 +88,35 @@ class _Factory(py7zr.io.WriterFactory):
         return _Writer(member)
 
 
+LZMA2 = b"!"
+LZMA1 = b"\x03\x01\x01"
+PPMD = b"\x03\x04\x01"
+
+
+def coder_memory(method: bytes, properties: bytes | None) -> int:
+    """The memory a 7z coder asks for in its properties (dictionary or model size)."""
+    props = properties or b""
+    if method == LZMA2 and props:
+        code = min(props[0], 40)
+        return (2 | (code & 1)) << (code // 2 + 11)
+    if method in (LZMA1, PPMD) and len(props) >= 5:
+        return int.from_bytes(props[1:5], "little")
+    return 0
+
+
+def check_memory(archive: py7zr.SevenZipFile) -> None:
+    """Refuse coders that would allocate more than the xz/lzma memory limit."""
+    unpack = getattr(getattr(archive.header, "main_streams", None), "unpackinfo", None)
+    for folder in getattr(unpack, "folders", None) or []:
+        for coder in folder.coders:
+            need = coder_memory(coder.get("method", b""), coder.get("properties"))
+            if need > LZMA_MEMLIMIT:
+                raise SevenZipRefused(
+                    f"7z coder needs {human(need)} of memory, more than the limit of "
+                    f"{human(LZMA_MEMLIMIT)}"
+                )
+
+
 def next_header_size(f: IO[bytes]) -> int:
     f.seek(0)
     start = f.read(START_HEADER)
@@ -110,7 +143,9 @@ def extract(
     """
     size = next_header_size(f)
     if size > header_limit:
-        raise SevenZipRefused(f"7z header of {size} bytes is larger than the limit")
+        raise SevenZipRefused(
+            f"7z header of {human(size)} is larger than the limit of {human(header_limit)}"
+        )
     f.seek(0)
     try:
         archive = py7zr.SevenZipFile(f, mode="r", max_extract_size=max(bytes_left, 0))
@@ -121,7 +156,10 @@ def extract(
             raise SevenZipEncrypted("encrypted 7z")
         files = [i for i in archive.list() if not i.is_directory]
         if len(files) > entries_left:
-            raise SevenZipRefused(f"7z with {len(files)} entries")
+            raise SevenZipRefused(
+                f"7z with {len(files)} entries: more than the entry budgets leave ({entries_left})"
+            )
+        check_memory(archive)
         factory = _Factory(cap)
         result = Extraction(factory.members, len(files))
         try:

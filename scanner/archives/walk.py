@@ -15,7 +15,7 @@ import zstandard
 from scanner.archives import sevenzip
 from scanner.archives.ar import ArError, Slice, ar_members
 from scanner.archives.compressed import DECODE_ERRORS as CODEC_ERRORS
-from scanner.archives.compressed import Decoded
+from scanner.archives.compressed import LZMA_MEMLIMIT, Decoded
 from scanner.archives.limits import DEFAULT_LIMITS, ArchiveBudget, ArchiveLimits, Skipped, human
 from scanner.archives.sniff import (
     ARCHIVES,
@@ -369,13 +369,7 @@ class ArchiveWalk:
                     cap=self.limits.member_cap,
                 )
             except sevenzip.SevenZipRefused as exc:
-                self._skip(
-                    inner,
-                    f"{exc}: more than {self._entries_scope()} or the header limit of "
-                    f"{human(self.limits.zip_directory)} allow; members not opened, scanned "
-                    "as raw bytes",
-                    limit=True,
-                )
+                self._skip(inner, f"{exc}: members not opened, scanned as raw bytes", True)
                 spool.seek(0)
                 yield inner, as_binary(spool)
                 return
@@ -415,7 +409,14 @@ class ArchiveWalk:
         limited = Limited(decoded, self, self.limits.member_cap, ARCHIVE_ERRORS)
         head, body = read_head(limited)
         if limited.error is not None and not head:
-            self._skip(inner, f"unreadable {kind} data ({limited.error}): scanned as raw bytes")
+            if "Memory usage limit" in limited.error:
+                reason = (
+                    f"{kind} data needs more than {human(LZMA_MEMLIMIT)} of memory to decode: "
+                    "not decoded, scanned as raw bytes"
+                )
+                self._skip(inner, reason, limit=True)
+            else:
+                self._skip(inner, f"unreadable {kind} data ({limited.error}): scanned raw")
             raw = recorder.rest_from(0)
             if raw is not None:
                 yield inner, raw

@@ -322,8 +322,42 @@ def test_xz_asking_for_a_huge_dictionary_is_refused_not_allocated() -> None:
     data[props] = 40  # dictionary of 4 GB
     data[12 + size - 4 : 12 + size] = struct.pack("<L", zlib.crc32(data[12 : 12 + size - 4]))
     got, walk = leaves(bytes(data), "x.xz")
-    assert walk.skipped and "unreadable xz" in walk.skipped[0].reason
+    (reason,) = limits_hit(walk)
+    assert "needs more than 256 MB of memory" in reason
     assert got[None] == bytes(data)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [{"id": 33, "dict_size": 64 << 20}],  # py7zr.FILTER_LZMA2
+        [{"id": 54, "order": 6, "mem": 24}],  # py7zr.FILTER_PPMD, 16 MB model
+    ],
+)
+def test_seven_zip_coder_asking_for_huge_memory_is_refused(filters: list[dict[str, int]]) -> None:
+    import io
+
+    import py7zr
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w", filters=filters) as z:
+        z.encoded_header_mode = False  # a plain header: its coder properties can be edited
+        z.writestr(SECRET, "s.env")
+    data = bytearray(buf.getvalue())
+    archive = py7zr.SevenZipFile(io.BytesIO(bytes(data)))
+    (coder,) = archive.header.main_streams.unpackinfo.folders[0].coders
+    archive.close()
+    # raise the declared dictionary / model size to 4 GB in the (plain) header
+    props = bytes(coder["properties"])
+    big = bytes([40]) if len(props) == 1 else props[:1] + b"\xff\xff\xff\xff" + props[5:]
+    declared = bytes(coder["method"]) + bytes([len(props)]) + props  # id, size, properties
+    at = data.rfind(declared) + len(declared) - len(props)
+    data[at : at + len(props)] = big
+    offset, size = struct.unpack("<QQ", data[12:28])
+    data[28:32] = struct.pack("<L", zlib.crc32(data[32 + offset : 32 + offset + size]))
+    data[8:12] = struct.pack("<L", zlib.crc32(data[12:32]))  # the start header's own CRC
+    _, walk = leaves(bytes(data), "x.7z")
+    assert any("of memory, more than the limit" in r for r in limits_hit(walk)), walk.skipped
 
 
 def test_truncated_nested_tar_yields_its_complete_members() -> None:
