@@ -138,10 +138,11 @@ class ArchiveWalk:
             yield inner, body
             return
         compression = kind in COMPRESSIONS
+        what = f"{kind} data" if compression else f"{kind} archive"
         if depth >= self.limits.max_depth or (compression and wraps >= 2):
             self._skip(
                 inner,
-                f"{kind} archive nested deeper than {self.limits.max_depth} levels: "
+                f"{what} nested deeper than {self.limits.max_depth} levels: "
                 "not opened, scanned as raw bytes",
                 limit=True,
             )
@@ -149,9 +150,7 @@ class ArchiveWalk:
             return
         if self.remaining() <= 0 or (kind in ARCHIVES and self.entries_left() <= 0):
             scope = self._bytes_scope() if self.remaining() <= 0 else self._entries_scope()
-            self._skip(
-                inner, f"{kind} archive not opened: {scope} ran out; scanned as raw bytes", True
-            )
+            self._skip(inner, f"{what} not opened: {scope} ran out; scanned as raw bytes", True)
             yield inner, body
             return
         self.archives += 1
