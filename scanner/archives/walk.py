@@ -36,6 +36,7 @@ from scanner.archives.streams import (
     skip_zeros,
     why,
 )
+from scanner.archives.targuard import TarGuard, TarHeaderRefused
 from scanner.archives.zipdir import DirectoryTooLarge, read_directory
 from scanner.layers import DECODE_ERRORS
 
@@ -291,10 +292,11 @@ class ArchiveWalk:
         source: Reader = stream
         while True:  # concatenated tars: one after the other
             recorder = Recorder(source)
+            guard = TarGuard(recorder)
             try:
-                archive = tarfile.open(fileobj=recorder, mode="r|")  # noqa: SIM115 - closed below
+                archive = tarfile.open(fileobj=guard, mode="r|")  # noqa: SIM115 - closed below
             except ARCHIVE_ERRORS as exc:
-                self._skip(inner, f"unreadable tar ({why(exc)}): scanned as raw bytes")
+                self._tar_damage(inner, guard.refused or exc, "unreadable tar", "scanned raw")
                 raw = recorder.rest_from(0)
                 if raw is not None:
                     yield inner, raw
@@ -306,6 +308,8 @@ class ArchiveWalk:
                 return
             finally:
                 archive.close()
+            if guard.refused is not None:
+                self._tar_damage(inner, guard.refused, "", "the rest scanned as raw bytes")
             rest = recorder.rest_from(stop)
             if rest is None:
                 self._skip(inner, "the data after the end of a tar could not be located")
@@ -314,7 +318,7 @@ class ArchiveWalk:
             if after is None:
                 return
             head, after = read_head(after)
-            if sniff(head) != "tar":
+            if sniff(head) != "tar" or guard.refused is not None:
                 yield inner, after  # hidden after the end-of-archive marker: scanned raw
                 return
             source = after
@@ -324,7 +328,7 @@ class ArchiveWalk:
             try:
                 member = archive.next()
             except ARCHIVE_ERRORS as exc:
-                self._skip(inner, f"corrupt tar ({why(exc)}): scanned up to the damage")
+                self._tar_damage(inner, exc, "corrupt tar", "the rest scanned as raw bytes")
                 return
             if member is None:
                 return
@@ -339,6 +343,12 @@ class ArchiveWalk:
             if raw is None:
                 continue
             yield from self._child(raw, member.name, child, depth + 1, 0)
+
+    def _tar_damage(self, inner: str | None, exc: BaseException, what: str, then: str) -> None:
+        if isinstance(exc, TarHeaderRefused):
+            self._skip(inner, f"tar header refused ({exc}): {then}", limit=True)
+        else:
+            self._skip(inner, f"{what} ({why(exc)}): {then}")
 
     def _ar(self, stream: Reader, inner: str | None, depth: int) -> Leaves:
         members = ar_members(stream)
