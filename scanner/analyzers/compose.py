@@ -8,7 +8,8 @@ name and the file, as ``high``: a database password in a compose file is as
 leaked as one in ``.env``. References (``${DB_PASSWORD}``, ``$DB_PASSWORD``),
 pass-through entries (``- DB_PASSWORD`` / ``DB_PASSWORD:``) are not values;
 placeholders (``changeme``, ``<password>``) are kept as ``low`` with the noise
-reason. Values a vendor rule recognises are reported by the content analyzer with
+reason. The version 1 format (services at the top level) is read too. Values a
+vendor rule recognises are reported by the content analyzer with
 that rule. Parsing is bounded (see :mod:`scanner.analyzers.config_files`).
 """
 
@@ -94,7 +95,12 @@ class ComposeAnalyzer(FileAnalyzer):
 
 def _entries(doc: Any) -> Iterator[tuple[str, str, object, str]]:
     """``(service, key, value, text to find its line)`` for every environment entry."""
-    services = doc.get("services") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return
+    services = doc.get("services")
+    if services is None and "version" not in doc:
+        # the version 1 format: services at the top level
+        services = {k: v for k, v in doc.items() if isinstance(v, dict) and _is_service(v)}
     if not isinstance(services, dict):
         return
     count = 0
@@ -115,3 +121,7 @@ def _entries(doc: Any) -> Iterator[tuple[str, str, object, str]]:
             if count > MAX_VALUES:
                 raise ConfigTooLarge(f"more than {MAX_VALUES} environment entries")
             yield str(service), key, value, needle
+
+
+def _is_service(spec: dict[Any, Any]) -> bool:
+    return "image" in spec or "build" in spec

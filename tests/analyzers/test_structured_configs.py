@@ -121,6 +121,12 @@ def test_compose_file_names(name: str, wanted: bool) -> None:
     assert ComposeAnalyzer(DETECTION).required(info) is wanted
 
 
+def test_compose_version_1_services_at_the_top_level() -> None:
+    text = f"db:\n  image: postgres\n  environment:\n    - POSTGRES_PASSWORD={PASSWORD}\n"
+    (found,) = run(ComposeAnalyzer, "docker-compose.yml", text)[0]
+    assert "service db: environment POSTGRES_PASSWORD" in found.title
+
+
 def test_compose_anchor_shared_by_services_is_reported_once() -> None:
     text = f"""
 x-env: &env
