@@ -16,7 +16,8 @@ below any gate.
 
 Archives are not opened where every finding would be documentation anyway (the
 test-data and documentation paths of rule 1 below, compressed man pages, locale
-and font data under ``/usr/share``): those files are scanned as they are.
+and font data under ``/usr/share``, the packages apt downloaded into
+``/var/cache/apt/archives``): those files are scanned as they are.
 
 Binary files (a NUL byte in the first 8 KB) up to 32 MB outside distribution and
 package paths get one more pass (:class:`GluedTokens`): a vendor token glued to a
@@ -98,8 +99,13 @@ THIRD_PARTY_NOISE = re.compile(
     r"|(^|/)(site-packages|dist-packages)/[^/]+/(.+/)?"
     r"(test_[^/]*|[^/]*_tests?|conftest|testing_utils|test_utils|testutils)\.py$"
 )
-# Compressed distribution data not worth decompressing (besides THIRD_PARTY_NOISE).
-UNOPENED = re.compile(r"^usr/share/(i18n|locale|zoneinfo|X11|fonts|icons)/")
+# Compressed distribution data not worth decompressing (besides THIRD_PARTY_NOISE), and
+# the package files apt downloaded from the distribution (left when `apt-get clean` was
+# not run: hundreds of MB of xz that would spend the layer's archive budget on files
+# whose every finding is distribution noise anyway).
+UNOPENED = re.compile(
+    r"^usr/share/(i18n|locale|zoneinfo|X11|fonts|icons)/|^var/cache/apt/archives/"
+)
 # Installed third-party packages, package-manager caches and language runtimes.
 THIRD_PARTY_PACKAGE = re.compile(
     r"(^|/)(site-packages|dist-packages|node_modules)/"

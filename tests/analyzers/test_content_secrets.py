@@ -215,3 +215,13 @@ def test_compressed_docs_are_not_opened_app_archives_are() -> None:
     assert analyze("usr/share/man/man1/tool.1.gz", data) == []
     (f,) = analyze("app/logs/old.log.gz", data)
     assert f.location.inner_path == "old.log" and f.severity is Severity.CRITICAL
+
+
+def test_debs_apt_downloaded_are_not_opened_a_deb_elsewhere_is() -> None:
+    from tests.archives.helpers import COMPRESS, deb_bytes, tar_bytes
+
+    deb = deb_bytes(COMPRESS["xz"](tar_bytes({"./opt/app/.env": f"TOKEN={GHP}\n".encode()})))
+    assert analyze("var/cache/apt/archives/app_1.0_all.deb", deb) == []
+    found = analyze("opt/pkgs/app_1.0_all.deb", deb)
+    secret = [f for f in found if f.rule_id == "github-personal-access-token"]
+    assert [f.location.inner_path for f in secret] == ["data.tar.xz!opt/app/.env"]
