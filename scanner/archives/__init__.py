@@ -31,7 +31,8 @@ adds no level (``x.tar.gz!etc/app.conf``).
 
 Nothing is silently skipped: data after a tar's end-of-archive marker (another
 tar is walked as such, anything else scanned raw), bytes before a zip's first
-entry or after its end record, and data appended after the last member of a
+entry, between its entries where no central record points, or after its end
+record (the comment, anything appended), and data appended after the last member of a
 compressed stream are leaves too, with the inner path of the archive they follow.
 
 Limits (:mod:`scanner.archives.limits`): per file, per layer and per image.

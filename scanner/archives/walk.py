@@ -37,7 +37,7 @@ from scanner.archives.streams import (
     why,
 )
 from scanner.archives.targuard import TarGuard, TarHeaderRefused
-from scanner.archives.zipdir import DirectoryTooLarge, read_directory
+from scanner.archives.zipdir import DirectoryTooLarge, gaps, read_directory
 from scanner.layers import DECODE_ERRORS
 
 SPOOL_IN_MEMORY = 32 << 20  # a zip or 7z bigger than this is spooled to a temporary file
@@ -253,7 +253,13 @@ class ArchiveWalk:
                 return
             with archive:
                 yield from self._zip_members(archive, inner, depth)
+                infos = archive.infolist()
             if directory is not None:
+                for at, stop in gaps(spool, infos, directory.start, directory.directory_at):
+                    spool.seek(at)
+                    hidden = skip_zeros(Slice(spool, stop - at))
+                    if hidden is not None:  # bytes no entry covers: scanned raw
+                        yield inner, hidden
                 yield from self._outside(spool, directory.start, directory.comment_at, size, inner)
 
     def _zip_members(self, archive: zipfile.ZipFile, inner: str | None, depth: int) -> Leaves:

@@ -12,6 +12,7 @@ ends in the file, so data prepended or appended to a zip is scanned too.
 from __future__ import annotations
 
 import struct
+import zipfile
 from dataclasses import dataclass
 from typing import IO
 
@@ -38,6 +39,7 @@ class ZipDirectory:
     size: int  # bytes of the central directory
     start: int  # where the archive starts (bytes before it were prepended)
     comment_at: int  # where the end record ends: the archive comment and anything appended
+    directory_at: int  # where the central directory starts
 
 
 def read_directory(f: IO[bytes], file_size: int, max_size: int) -> ZipDirectory | None:
@@ -74,7 +76,7 @@ def read_directory(f: IO[bytes], file_size: int, max_size: int) -> ZipDirectory 
     f.seek(cd_start)
     data = f.read(size_cd)
     comment_at = eocd_at + EOCD_SIZE
-    return ZipDirectory(_count(data), size_cd, max(0, cd_start - offset_cd), comment_at)
+    return ZipDirectory(_count(data), size_cd, max(0, cd_start - offset_cd), comment_at, cd_start)
 
 
 def _count(data: bytes) -> int:
@@ -89,3 +91,41 @@ def _count(data: bytes) -> int:
         pos += CENTRAL_SIZE + name + extra + comment
         count += 1
     return count
+
+
+LOCAL = b"PK\x03\x04"
+LOCAL_SIZE = 30
+DESCRIPTOR = b"PK\x07\x08"
+MAX_GAPS = 1000  # gaps reported one by one; the rest are merged into the last
+
+
+def gaps(f: IO[bytes], infos: list[zipfile.ZipInfo], start: int, end: int) -> list[tuple[int, int]]:
+    """Byte ranges between ``start`` and ``end`` (the central directory) that no entry
+    covers (local header, name, extra field, data, data descriptor): where bytes can
+    hide in a zip without any tool listing them."""
+    spans: list[tuple[int, int]] = []
+    for info in infos:
+        at = info.header_offset
+        f.seek(at)
+        local = f.read(LOCAL_SIZE)
+        if len(local) < LOCAL_SIZE or local[:4] != LOCAL:
+            continue
+        name, extra = struct.unpack("<2H", local[26:30])
+        stop = at + LOCAL_SIZE + name + extra + info.compress_size
+        if info.flag_bits & 0x08:  # a data descriptor follows the data
+            f.seek(stop)
+            wide = 8 if max(info.compress_size, info.file_size) >= 0xFFFFFFFF else 0
+            stop += (16 if f.read(4) == DESCRIPTOR else 12) + wide
+        spans.append((at, stop))
+    found: list[tuple[int, int]] = []
+    pos = start
+    for at, stop in sorted(spans):
+        if at > pos:
+            found.append((pos, min(at, end)))
+        pos = max(pos, stop)
+    if end > pos:
+        found.append((pos, end))
+    found = [(a, b) for a, b in found if b > a]
+    if len(found) > MAX_GAPS:
+        found = [*found[: MAX_GAPS - 1], (found[MAX_GAPS - 1][0], found[-1][1])]
+    return found

@@ -391,3 +391,20 @@ def test_image_counts_never_hang_on_a_lock_a_dead_worker_kept(
     assert time.monotonic() - started < 2
     done.set()
     thread.join()
+
+
+def test_entry_left_out_of_the_central_directory_is_scanned() -> None:
+    """A local entry no central record lists: unzip tools never show it."""
+    data = bytearray(zip_bytes({"a": b"1", "s.env": SECRET, "b": b"2"}, zipfile.ZIP_STORED))
+    cd = data.find(b"PK\x01\x02")
+    record = data.find(b"PK\x01\x02", data.find(b"s.env", cd) - 46)
+    name_len = struct.unpack("<H", data[record + 28 : record + 30])[0]
+    record_len = 46 + name_len
+    del data[record : record + record_len]
+    eocd = data.rfind(b"PK\x05\x06")
+    count, size = struct.unpack("<2HL", data[eocd + 8 : eocd + 16])[1:]
+    data[eocd + 8 : eocd + 16] = struct.pack("<2HL", count - 1, count - 1, size - record_len)
+    got, walk = leaves(bytes(data), "x.zip")
+    assert got["a"] == b"1" and got["b"] == b"2"
+    assert SECRET in got[None]
+    assert walk.skipped == []
