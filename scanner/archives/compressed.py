@@ -45,8 +45,10 @@ class _Codec:
 
 
 class _Gzip(_Codec):
-    def __init__(self) -> None:
-        self._d = isal_zlib.decompressobj(wbits=31)
+    """gzip members (``wbits=31``), or a raw deflate stream (``wbits=-15``: zip members)."""
+
+    def __init__(self, wbits: int = 31) -> None:
+        self._d = isal_zlib.decompressobj(wbits=wbits)
         self._tail = b""
 
     def step(self, data: bytes, limit: int) -> bytes:
@@ -115,6 +117,7 @@ class _Zstd(_Codec):
 
 CODECS: dict[str, Callable[[], _Codec]] = {
     "gzip": _Gzip,
+    "deflate": lambda: _Gzip(wbits=-15),
     "zstd": _Zstd,
     "xz": lambda: _Buffered(lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=LZMA_MEMLIMIT)),
     "lzma": lambda: _Buffered(lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)),

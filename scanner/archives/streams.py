@@ -202,6 +202,26 @@ class Recorder(_RawReader):
         return as_binary(Prefixed(bytes(self._kept[pos - self._kept_from :]), self._inner))
 
 
+class Window(_RawReader):
+    """``length`` bytes of a random-access file from ``start``, seeking before every
+    read (so that other readers of the same file do not disturb it)."""
+
+    def __init__(self, f: IO[bytes], start: int, length: int) -> None:
+        self._f = f
+        self._pos = start
+        self._left = max(0, length)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        self._f.seek(self._pos)
+        data = self._f.read(want)
+        self._pos += len(data)
+        self._left = self._left - len(data) if data else 0
+        return data
+
+
 def skip_zeros(stream: Reader) -> BinaryIO | None:
     """The stream from its first non-zero byte on, or None when only zeros remain."""
     while chunk := stream.read(READ_SIZE):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -30,6 +31,7 @@ from scanner.archives.streams import (
     Limited,
     Reader,
     Recorder,
+    Window,
     as_binary,
     copy_up_to,
     read_head,
@@ -37,7 +39,13 @@ from scanner.archives.streams import (
     why,
 )
 from scanner.archives.targuard import TarGuard, TarHeaderRefused
-from scanner.archives.zipdir import DirectoryTooLarge, gaps, read_directory
+from scanner.archives.zipdir import (
+    LOCAL,
+    LOCAL_SIZE,
+    DirectoryTooLarge,
+    gaps,
+    read_directory,
+)
 from scanner.layers import DECODE_ERRORS
 
 SPOOL_IN_MEMORY = 32 << 20  # a zip or 7z bigger than this is spooled to a temporary file
@@ -252,7 +260,7 @@ class ArchiveWalk:
                 yield inner, as_binary(spool)
                 return
             with archive:
-                yield from self._zip_members(archive, inner, depth)
+                yield from self._zip_members(archive, spool, inner, depth)
                 infos = archive.infolist()
             if directory is not None:
                 for at, stop in gaps(spool, infos, directory.start, directory.directory_at):
@@ -262,7 +270,9 @@ class ArchiveWalk:
                         yield inner, hidden
                 yield from self._outside(spool, directory.start, directory.comment_at, size, inner)
 
-    def _zip_members(self, archive: zipfile.ZipFile, inner: str | None, depth: int) -> Leaves:
+    def _zip_members(
+        self, archive: zipfile.ZipFile, spool: IO[bytes], inner: str | None, depth: int
+    ) -> Leaves:
         infos = [i for i in archive.infolist() if not i.is_dir()]
         for position, info in enumerate(infos):
             if self._out_of_budget(inner, f"{len(infos) - position} zip member(s) not scanned"):
@@ -272,6 +282,10 @@ class ArchiveWalk:
             if info.flag_bits & 0x1:
                 self._skip(child, "encrypted zip member: not scanned")
                 continue
+            window = _member_data(spool, info)
+            if window is not None:  # stored or deflated: read here, whatever the sizes claim
+                yield from self._zip_member(window, info, child, depth)
+                continue
             try:
                 raw = archive.open(info)
             except ARCHIVE_ERRORS as exc:
@@ -279,6 +293,24 @@ class ArchiveWalk:
                 continue
             with raw:
                 yield from self._child(raw, info.filename, child, depth + 1, 0)
+
+    def _zip_member(self, window: Window, info: zipfile.ZipInfo, child: str, depth: int) -> Leaves:
+        """A stored or deflated member, read from its local header on: all of its stored
+        bytes, or its deflate stream to the end (``file_size`` does not cut it short), then
+        whatever follows the deflate stream inside the member's data (scanned raw)."""
+        if info.compress_type == zipfile.ZIP_STORED:
+            yield from self._child(window, info.filename, child, depth + 1, 0)
+            return
+        decoded = Decoded(window, "deflate")
+        limited = Limited(decoded, self, self.limits.member_cap, ARCHIVE_ERRORS)
+        yield from self._expand(limited, info.filename, child, depth + 1, 0)
+        limited.settle()
+        if limited.error is not None:
+            self._skip(child, f"corrupt: {limited.error}; scanned up to the damage")
+        elif limited.truncated:
+            self._skip(child, self._truncated(limited, "larger than"), limit=True)
+        elif decoded.trailing is not None:
+            yield child, decoded.trailing  # inside the member, after its deflate stream
 
     def _outside(
         self, spool: IO[bytes], start: int, end: int, size: int, inner: str | None
@@ -449,6 +481,20 @@ class ArchiveWalk:
             self._skip(where, self._truncated(limited, "decompresses to more than"), limit=True)
         elif decoded.trailing is not None:
             yield inner, decoded.trailing  # appended after the compressed data: scanned raw
+
+
+def _member_data(spool: IO[bytes], info: zipfile.ZipInfo) -> Window | None:
+    """The compressed data of a stored or deflated member (from its local header), or
+    None for other methods (zipfile reads those) and a missing local header."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return None
+    spool.seek(info.header_offset)
+    local = spool.read(LOCAL_SIZE)
+    if len(local) < LOCAL_SIZE or local[:4] != LOCAL:
+        return None
+    name, extra = struct.unpack("<2H", local[26:30])
+    start = info.header_offset + LOCAL_SIZE + name + extra
+    return Window(spool, start, info.compress_size)
 
 
 class _Stop(Exception):

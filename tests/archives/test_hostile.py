@@ -408,3 +408,41 @@ def test_entry_left_out_of_the_central_directory_is_scanned() -> None:
     assert got["a"] == b"1" and got["b"] == b"2"
     assert SECRET in got[None]
     assert walk.skipped == []
+
+
+def one_member_zip(data: bytes, method: int) -> tuple[bytearray, int, int]:
+    """A zip of one member, its central record's offset and its end record's offset."""
+    raw = bytearray(zip_bytes({"m.txt": data}, method))
+    return raw, raw.find(b"PK\x01\x02"), raw.rfind(b"PK\x05\x06")
+
+
+def grow_member(raw: bytearray, cd: int, eocd: int, extra: bytes) -> bytes:
+    """``extra`` inserted after the member's data, its compressed size grown to match."""
+    size = struct.unpack("<L", raw[18:22])[0] + len(extra)
+    raw[18:22] = struct.pack("<L", size)  # local header
+    raw[cd + 20 : cd + 24] = struct.pack("<L", size)  # central record
+    out = raw[:cd] + extra + raw[cd:]
+    eocd += len(extra)
+    out[eocd + 16 : eocd + 20] = struct.pack("<L", cd + len(extra))  # directory offset
+    return bytes(out)
+
+
+def test_data_after_a_members_deflate_stream_is_scanned() -> None:
+    raw, cd, eocd = one_member_zip(b"hello\n" * 100, zipfile.ZIP_DEFLATED)
+    got, walk = leaves(grow_member(raw, cd, eocd, SECRET), "x.zip")
+    assert got["m.txt"] == b"hello\n" * 100 + SECRET  # the member, then what follows it
+    assert walk.skipped == []
+
+
+def test_stored_member_bytes_beyond_its_declared_file_size_are_scanned() -> None:
+    raw, cd, eocd = one_member_zip(b"hello\n", zipfile.ZIP_STORED)
+    got, _ = leaves(grow_member(raw, cd, eocd, SECRET), "x.zip")
+    assert got["m.txt"] == b"hello\n" + SECRET
+
+
+def test_member_whose_file_size_lies_is_read_to_the_end_of_its_stream() -> None:
+    raw, cd, _ = one_member_zip(b"x" * 1000 + SECRET, zipfile.ZIP_DEFLATED)
+    raw[22:26] = struct.pack("<L", 10)  # uncompressed size: 10 (zipfile stops there)
+    raw[cd + 24 : cd + 28] = struct.pack("<L", 10)
+    got, _ = leaves(bytes(raw), "x.zip")
+    assert got["m.txt"].endswith(SECRET)
