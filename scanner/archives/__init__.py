@@ -11,7 +11,9 @@ scanned as bytes):
 kind       magic                              how it is read (module)
 =========  =================================  ==========================================
 zip        ``PK\\x03\\x04`` / ``PK\\x05\\x06``     spooled for random access; the central
-                                              directory measured first (``zipdir``)
+                                              directory measured first (``zipdir``);
+                                              stored and deflated members read here
+                                              from their local header, others by zipfile
 tar        ``ustar`` at offset 257            streamed (``tarfile`` ``r|``), then what
                                               follows the end-of-archive marker
 7z         ``7z\\xbc\\xaf\\x27\\x1c``              spooled, ``py7zr`` bounded (``sevenzip``)
