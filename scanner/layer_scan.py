@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import BinaryIO, cast
 
+from scanner import dpkg
 from scanner.analyzers.builtin import FILE_ANALYZERS
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
 from scanner.blob_limits import LimitedBlob
@@ -21,8 +22,9 @@ from scanner.detection import Detection
 from scanner.errors import DigestMismatch, LayerError, RegistryError, SourceError
 from scanner.findings import Finding
 from scanner.image import Layer
-from scanner.layers import LayerIndex, LayerReader
+from scanner.layers import EntryKind, FileInfo, LayerIndex, LayerReader
 from scanner.results import LayerResult
+from scanner.streams import read_up_to
 
 # A file wanted by several content analyzers is read once into memory up to this size;
 # larger ones go to the first analyzer only (today there is one content analyzer).
@@ -60,6 +62,11 @@ def scan_layer(
             if raw.failure is not None:
                 raise raw.failure  # swallowed by a reader on the way: still the end
             deadline.check(f"{label}: at /{info.path}, after {reader.entries} entries")
+            kept = _kept_for_dpkg(info, content)
+            if kept is not None:
+                content = io.BytesIO(kept)
+                if info.path == dpkg.STATUS_PATH:
+                    reader.index.conffiles = dpkg.parse_status(kept)
             wanted = [a for a in analyzers if a.required(info)]
             if not wanted:
                 continue
@@ -74,6 +81,8 @@ def scan_layer(
                 data = content.read(SHARED_CONTENT_LIMIT)
                 for analyzer in readers:
                     findings.extend(analyzer.analyze(info, io.BytesIO(data), context))
+            if kept is not None and len(findings) > first and info.path != dpkg.STATUS_PATH:
+                reader.index.md5[info.path] = dpkg.md5_hex(kept)
             if info.occurrence > 1:  # a path written again in this layer: say which copy
                 findings[first:] = [
                     replace(f, location=replace(f.location, occurrence=info.occurrence))
@@ -115,6 +124,18 @@ def scan_layer(
         uncompressed_bytes=reader.uncompressed_bytes,
         compression=reader.compression,
     )
+
+
+def _kept_for_dpkg(info: FileInfo, content: BinaryIO | None) -> bytes | None:
+    """The whole content of dpkg's status file and of small files under etc/ (which may
+    be unmodified conffiles: see scanner.dpkg), read once here; None for other files."""
+    if content is None or info.kind is not EntryKind.FILE:
+        return None
+    if info.path == dpkg.STATUS_PATH and info.size <= dpkg.MAX_STATUS_BYTES:
+        return read_up_to(content, info.size)
+    if dpkg.may_be_conffile(info.path, info.size):
+        return read_up_to(content, info.size)
+    return None
 
 
 def place_layer_findings(

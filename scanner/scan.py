@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from scanner import dpkg
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
+from scanner.analyzers.content_secrets import lowered
 from scanner.analyzers.interface import ImageContext
 from scanner.cache import LayerCache, default_cache_dir
 from scanner.deadline import NO_DEADLINE, Deadline
@@ -191,6 +193,7 @@ class Scanner:
         result.platforms.append(summary)
         layer_results = [self._layers[layer.digest] for layer in platform.layers]
         indexes = [r.index for r in layer_results]
+        conffiles = installed_conffiles(indexes)
         for layer, lr in zip(platform.layers, layer_results, strict=True):
             created_by = self.detection.redact_text(layer.created_by or "") or None
             placed = place_layer_findings(lr.findings, layer, created_by)
@@ -205,6 +208,11 @@ class Scanner:
                     if finding.location.path is not None
                     else Status(FileState.NOT_A_FILE)
                 )
+                if finding.location.path is not None and conffiles:
+                    md5 = lr.index.md5.get(finding.location.path)
+                    finding = lowered(
+                        finding, dpkg.shipped_unmodified(finding.location.path, md5, conffiles)
+                    )
                 result.findings.append(finding.placed(image.name, name, status))
             for problem in lr.problems:
                 result.problems.append(ScanProblem(image.name, name, layer.index, problem))
@@ -312,6 +320,16 @@ class Scanner:
                 max_workers=self.jobs, mp_context=multiprocessing.get_context("fork")
             )
         return self._pool
+
+
+def installed_conffiles(indexes: list[LayerIndex]) -> dict[str, dpkg.Conffile]:
+    """The conffiles of the dpkg status file in the final filesystem (the topmost
+    layer that wrote one), or none when a layer above deleted it."""
+    for position in range(len(indexes) - 1, -1, -1):
+        if dpkg.STATUS_PATH in indexes[position].added:
+            status = reachable_status(dpkg.STATUS_PATH, position, indexes)
+            return indexes[position].conffiles if status.state is FileState.PRESENT else {}
+    return {}
 
 
 def _grace(deadline: Deadline) -> float | None:
