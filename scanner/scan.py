@@ -156,6 +156,11 @@ class Scanner:
         return self.options.source.deadline
 
     def scan(self, source_text: str) -> ImageResult:
+        result = self._scan_source(source_text)
+        result.rules_digest = self.detection.signatures.digest
+        return result
+
+    def _scan_source(self, source_text: str) -> ImageResult:
         if self.deadline.expired():
             return _failed(
                 source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"

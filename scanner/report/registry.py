@@ -17,6 +17,7 @@ from scanner.gate import Gate
 from scanner.outcome import Outcome, ScanOutcome
 from scanner.report import diff as diff_formats
 from scanner.report import fly as fly_formats
+from scanner.report import html
 from scanner.report import timeline as timeline_formats
 from scanner.report.formats import FORMATTERS
 from scanner.timeline import Timeline
@@ -29,6 +30,8 @@ class RenderContext:
 
 
 Renderer = Callable[[Any, RenderContext], str]
+
+KINDS = ("scan", "diff", "timeline", "fly")
 
 
 def _scan(name: str) -> Renderer:
@@ -86,6 +89,14 @@ def _fly_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
         yield ("fly", name), fn
 
 
+def _html_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
+    def page(outcome: Outcome, ctx: RenderContext) -> str:
+        return html.render(outcome, ctx.gate)
+
+    for kind in KINDS:
+        yield (kind, "html"), page
+
+
 def _table(entries: Iterable[tuple[tuple[str, str], Renderer]]) -> dict[tuple[str, str], Renderer]:
     table: dict[tuple[str, str], Renderer] = {}
     for key, fn in entries:
@@ -101,10 +112,9 @@ RENDERERS: dict[tuple[str, str], Renderer] = _table(
         *_diff_entries(),
         *_timeline_entries(),
         *_fly_entries(),
+        *_html_entries(),
     ]
 )
-
-KINDS = ("scan", "diff", "timeline", "fly")
 
 
 def formats(kind: str) -> tuple[str, ...]:
