@@ -59,7 +59,7 @@ def open_report(browser: Browser, path: Path) -> Page:
 
 
 def shown_rows(page: Page) -> list[dict[str, str]]:
-    return page.evaluate(  # type: ignore[no-any-return]
+    return page.evaluate(
         "Array.from(document.querySelectorAll('tr[data-finding]'))"
         ".filter(r => r.offsetParent !== null)"
         ".map(r => ({severity: r.dataset.severity, status: r.dataset.status,"
