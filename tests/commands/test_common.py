@@ -10,6 +10,7 @@ import pytest
 
 from scanner.cli import main
 from scanner.commands import deliver, error_exit_code, exit_on_error
+from scanner.diff import Diff
 from scanner.errors import ConfigError, RegistryError, SignatureError, UsageError
 from scanner.fly.machines import FlyError, FlyUsageError
 from scanner.gate import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_USAGE, Gate
@@ -97,6 +98,7 @@ def test_problems_make_every_outcome_incomplete() -> None:
 
 def test_diff_problem_lines_say_which_side() -> None:
     diff = sample_outcomes()["diff"]
+    assert isinstance(diff, Diff)
     diff.old.images[0].problems.append(ScanProblem("old:1", None, None, "gone"))
     assert diff.problem_lines() == ["layerleak: error: OLD old:1: gone"]
 
