@@ -234,7 +234,7 @@ def stack(layers: Sequence[LayerSummary], findings: Sequence[Finding]) -> Stack:
                 from_layer=start.index,
                 to_layer=end.index if end is not None else None,
                 label=clean(
-                    f"{f.severity.label} {f.rule_id} {where(f)}: added in layer "
+                    f"{f.rule_id} {where(f)}: added in layer "
                     f"{start.index}, {what}",
                     400,
                 ),
@@ -242,7 +242,7 @@ def stack(layers: Sequence[LayerSummary], findings: Sequence[Finding]) -> Stack:
             )
         )
     width = max(LANES_X + LANE * len(spans) + 24, LANES_X + 120)
-    return Stack(width, y + 8, bands, spans, max(len(drawable) - MAX_SPANS, 0))
+    return Stack(width, y + 24, bands, spans, max(len(drawable) - MAX_SPANS, 0))
 
 
 # --- images --------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "main", "header", "div", "h1", "h2",
     "h3", "h4", "p", "span", "b", "a", "br", "code", "dl", "dt", "dd", "section", "form",
     "fieldset", "legend", "label", "input", "button", "table", "thead", "tbody", "tr", "th",
-    "td", "ul", "li", "details", "summary", "footer", "script", "svg", "g", "text",
+    "td", "ul", "ol", "li", "details", "summary", "footer", "script", "svg", "g", "text",
     "rect", "line", "circle", "polygon",
 }  # fmt: skip
 
