@@ -234,8 +234,7 @@ def stack(layers: Sequence[LayerSummary], findings: Sequence[Finding]) -> Stack:
                 from_layer=start.index,
                 to_layer=end.index if end is not None else None,
                 label=clean(
-                    f"{f.rule_id} {where(f)}: added in layer "
-                    f"{start.index}, {what}",
+                    f"{f.rule_id} {where(f)}: added in layer {start.index}, {what}",
                     400,
                 ),
                 recoverable=f.status.recoverable,
