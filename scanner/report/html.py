@@ -30,6 +30,8 @@ from scanner.report.html_view import (
     CATEGORIES,
     MAX_GRID_RELEASES,
     MAX_GRID_ROWS,
+    MAX_IMAGES,
+    MAX_PROBLEMS,
     SEVERITIES,
     STATUSES,
     Budget,
@@ -46,6 +48,8 @@ from scanner.results import ImageResult
 from scanner.timeline import Timeline
 
 TEMPLATES = "scanner.report"
+MAX_DEPLOYMENTS = 500  # images listed in a fly report's "what runs where" table
+MAX_MACHINES = 500  # Machines listed per image
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Section:
     title: str
     images: list[ImageView]
     expanded: bool = True
+    hidden: int = 0  # images beyond MAX_IMAGES, not drawn
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,8 @@ class DeploymentView:
     tags: str
     process_groups: str
     regions: str
-    machines: list[MachineView]
+    machines: list[MachineView]  # the first MAX_MACHINES
+    machine_count: int
     counts: dict[str, int]
     complete: bool
     anchor: str
@@ -129,6 +135,7 @@ class FlyView:
     api_url: str
     machines: int
     deployments: list[DeploymentView]
+    hidden: int = 0
 
 
 @dataclass
@@ -149,6 +156,7 @@ class Page:
     reveal: bool
     suppressed: list[tuple[str, int]]
     problems: list[ProblemView]
+    hidden_problems: int
     sections: list[Section]
     omitted: int
     filters: dict[str, list[str]] = field(default_factory=dict)
@@ -173,7 +181,7 @@ def build_page(outcome: Outcome, gate: Gate, now: datetime) -> Page:
         report = outcome.report
         page = _page(outcome, gate, now, report.findings, "findings", report.reveal)
         page.suppressed = sorted(report.suppressed.items())
-        page.sections = [Section("Images", _images(report.images, report.reveal, budget))]
+        page.sections = [_section("Images", report.images, report.reveal, budget)]
         page.title = "scan of " + ", ".join(clean(i.name, 200) for i in report.images)
     elif isinstance(outcome, Diff):
         page = _diff_page(outcome, gate, now, budget)
@@ -219,7 +227,8 @@ def _page(
         recoverable=sum(1 for f in headline if f.status.recoverable),
         reveal=reveal,
         suppressed=[],
-        problems=[problem_view(p) for p in outcome.problems],
+        problems=[problem_view(p) for p in outcome.problems[:MAX_PROBLEMS]],
+        hidden_problems=max(len(outcome.problems) - MAX_PROBLEMS, 0),
         sections=[],
         omitted=0,
         filters={
@@ -230,10 +239,20 @@ def _page(
     )
 
 
-def _images(
-    images: list[ImageResult], reveal: bool, budget: Budget, prefix: str = "img"
-) -> list[ImageView]:
-    return [image_view(i, reveal, budget, f"{prefix}-{n}") for n, i in enumerate(images)]
+def _section(
+    title: str,
+    images: list[ImageResult],
+    reveal: bool,
+    budget: Budget,
+    prefix: str = "img",
+    expanded: bool = True,
+) -> Section:
+    """At most MAX_IMAGES images drawn (shared by the whole page), the rest counted."""
+    room = max(MAX_IMAGES - budget.images, 0)
+    shown = images[:room]
+    budget.images += len(shown)
+    views = [image_view(i, reveal, budget, f"{prefix}-{n}") for n, i in enumerate(shown)]
+    return Section(title, views, expanded, len(images) - len(shown))
 
 
 def _diff_page(diff: Diff, gate: Gate, now: datetime, budget: Budget) -> Page:
@@ -263,8 +282,8 @@ def _diff_page(diff: Diff, gate: Gate, now: datetime, budget: Budget) -> Page:
         ],
     )
     page.sections = [
-        Section("NEW: " + new, _images(diff.new.images, reveal, budget, "new")),
-        Section("OLD: " + old, _images(diff.old.images, reveal, budget, "old"), expanded=False),
+        _section("NEW: " + new, diff.new.images, reveal, budget, "new"),
+        _section("OLD: " + old, diff.old.images, reveal, budget, "old", expanded=False),
     ]
     return page
 
@@ -322,8 +341,8 @@ def _timeline_page(timeline: Timeline, gate: Gate, now: datetime, budget: Budget
     newest = [r.result for r in releases[-1:]]
     older = [r.result for r in reversed(releases[:-1])]
     page.sections = [
-        Section("Newest release", _images(newest, reveal, budget, "newest")),
-        Section("Older releases, newest first", _images(older, reveal, budget, "rel"), False),
+        _section("Newest release", newest, reveal, budget, "newest"),
+        _section("Older releases, newest first", older, reveal, budget, "rel", expanded=False),
     ]
     return page
 
@@ -335,7 +354,7 @@ def _fly_page(scan: FlyScan, gate: Gate, now: datetime, budget: Budget) -> Page:
     page.title = f"Fly.io app {clean(scan.app, 100)}"
     anchors = {i.name: f"img-{n}" for n, i in enumerate(report.images)}
     deployments = []
-    for d in scan.deployed:
+    for d in scan.deployed[:MAX_DEPLOYMENTS]:
         result = scan.results.get(d.ref)
         deployments.append(
             DeploymentView(
@@ -352,17 +371,22 @@ def _fly_page(scan: FlyScan, gate: Gate, now: datetime, budget: Budget) -> Page:
                         clean(m.process_group, 100),
                         clean(m.state, 40),
                     )
-                    for m in d.machines[:500]
+                    for m in d.machines[:MAX_MACHINES]
                 ],
+                machine_count=len(d.machines),
                 counts=severity_counts(result.findings if result else []),
                 complete=result is not None and not result.problems,
                 anchor=anchors.get(result.name, "") if result else "",
             )
         )
     page.fly = FlyView(
-        clean(scan.app, 100), clean(scan.api_url, 200), len(scan.machines), deployments
+        clean(scan.app, 100),
+        clean(scan.api_url, 200),
+        len(scan.machines),
+        deployments,
+        max(len(scan.deployed) - MAX_DEPLOYMENTS, 0),
     )
-    page.sections = [Section("Images", _images(report.images, report.reveal, budget))]
+    page.sections = [_section("Images", report.images, report.reveal, budget)]
     return page
 
 

@@ -22,6 +22,9 @@ from scanner.results import ImageResult, LayerSummary, PlatformResult, ScanProbl
 
 MAX_ROWS = 2000
 MAX_SPANS = 40
+MAX_BANDS = 200  # layers drawn per platform: the bottom and the top half of this many
+MAX_PROBLEMS = 200  # problems listed per image and in the header
+MAX_IMAGES = 50  # image sections drawn in detail
 MAX_GRID_ROWS = 300
 MAX_GRID_RELEASES = 60
 TEXT_WIDTH = 300
@@ -59,11 +62,12 @@ def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
 
 
 class Budget:
-    """How many more findings may be listed in the document."""
+    """How many more findings may be listed in the document (and images drawn)."""
 
     def __init__(self, rows: int = MAX_ROWS) -> None:
         self.left = rows
         self.omitted = 0
+        self.images = 0  # image sections drawn so far
 
     def take(self, items: Sequence[Finding]) -> list[Finding]:
         shown = list(items[: max(self.left, 0)])
@@ -181,11 +185,19 @@ class Stack:
     height: int
     bands: list[Band]
     spans: list[Span]
-    omitted: int = 0
+    omitted: int = 0  # secrets not drawn
+    hidden_layers: int = 0  # layers in the middle of a very tall stack, not drawn
 
 
 def stack(layers: Sequence[LayerSummary], findings: Sequence[Finding]) -> Stack:
-    """Layer 0 at the bottom; band heights grow with the square root of the bytes."""
+    """Layer 0 at the bottom; band heights grow with the square root of the bytes.
+
+    At most MAX_BANDS layers are drawn (the bottom and the top half); a secret is drawn
+    when the layers it starts and ends in are, and at most MAX_SPANS of them.
+    """
+    hidden = max(len(layers) - MAX_BANDS, 0)
+    if hidden:
+        layers = [*layers[: MAX_BANDS // 2], *layers[-(MAX_BANDS // 2) :]]
     largest = max((max(layer.uncompressed_bytes, 0) for layer in layers), default=0) or 1
     heights = [
         MIN_BAND + round(EXTRA_BAND * math.sqrt(max(layer.uncompressed_bytes, 0) / largest))
@@ -208,19 +220,23 @@ def stack(layers: Sequence[LayerSummary], findings: Sequence[Finding]) -> Stack:
         )
         y += height + 2
     bands = [bands_by_index[layer.index] for layer in reversed(layers)]
-    drawable = [
+    candidates = [
         f
         for f in findings
         if f.location.kind is LocationKind.FILE
         and f.category in (Category.SECRET, Category.SENSITIVE_FILE)
-        and f.location.layer_index in bands_by_index
+    ]
+    drawable = [
+        f
+        for f in candidates
+        if f.location.layer_index in bands_by_index
+        and (not f.status.recoverable or f.status.changed_in_layer in bands_by_index)
     ]
     drawable.sort(key=lambda f: (-f.severity, f.location.layer_index or 0, where(f)))
     spans: list[Span] = []
     for lane, f in enumerate(drawable[:MAX_SPANS]):
         start = bands_by_index[f.location.layer_index or 0]
-        end_layer = f.status.changed_in_layer if f.status.recoverable else None
-        end = bands_by_index.get(end_layer) if end_layer is not None else None
+        end = bands_by_index[f.status.changed_in_layer or 0] if f.status.recoverable else None
         y_top = end.mid if end is not None else TOP - 14
         what = f.status.describe() if end is not None else "still present at the top"
         spans.append(
@@ -241,7 +257,7 @@ def stack(layers: Sequence[LayerSummary], findings: Sequence[Finding]) -> Stack:
             )
         )
     width = max(LANES_X + LANE * len(spans) + 24, LANES_X + 120)
-    return Stack(width, y + 24, bands, spans, max(len(drawable) - MAX_SPANS, 0))
+    return Stack(width, y + 24, bands, spans, len(candidates) - len(spans), hidden)
 
 
 # --- images --------------------------------------------------------------------------------
@@ -286,6 +302,7 @@ class ImageView:
     findings: int
     rules_digest: str
     unplaced: list[Row] = field(default_factory=list)  # findings of no listed platform
+    hidden_problems: int = 0
 
 
 def problem_view(p: ScanProblem) -> ProblemView:
@@ -312,7 +329,8 @@ def image_view(image: ImageResult, reveal: bool, budget: Budget, anchor: str) ->
         source_kind=clean(image.source_kind, 40),
         index_digest=clean(image.index_digest or "", 140),
         platforms=platforms,
-        problems=[problem_view(p) for p in image.problems],
+        problems=[problem_view(p) for p in image.problems[:MAX_PROBLEMS]],
+        hidden_problems=max(len(image.problems) - MAX_PROBLEMS, 0),
         counts=severity_counts(image.findings),
         findings=len(image.findings),
         rules_digest=clean(image.rules_digest or "", 140),
@@ -330,15 +348,15 @@ def _platform_view(
     groups = []
     for layer in platform.layers:
         found = by_layer.pop(layer.index, [])
-        if found:
+        rows = _rows(found, reveal, budget) if found else []
+        if rows:
             step = clean(layer.created_by or "(no history)", 200)
-            groups.append(
-                Group(layer.index, f"Layer {layer.index}: {step}", _rows(found, reveal, budget))
-            )
+            groups.append(Group(layer.index, f"Layer {layer.index}: {step}", rows))
     rest = [f for key, fs in by_layer.items() if key is not None for f in fs]
     config = by_layer.get(None, []) + rest
-    if config:
-        groups.append(Group(None, "Config, history and build", _rows(config, reveal, budget)))
+    rows = _rows(config, reveal, budget) if config else []
+    if rows:
+        groups.append(Group(None, "Config, history and build", rows))
     total = sum(max(layer.uncompressed_bytes, 0) for layer in platform.layers)
     return PlatformView(
         name=clean(platform.platform, 80),

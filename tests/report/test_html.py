@@ -260,3 +260,36 @@ def test_bounded_rows_say_what_was_left_out() -> None:
     assert text.count('<tr class="finding') == html_view.MAX_ROWS
     assert "100 finding(s) not listed" in text
     assert text.count('data-finding="span"') == html_view.MAX_SPANS
+
+
+def test_a_very_tall_stack_is_drawn_bounded() -> None:
+    image = image_result(layers=1000)
+    deep = file_finding(
+        "app/deep.env", layer=10, state=FileState.DELETED, changed_in=990, secret="ghp_" + "D" * 36
+    )
+    middle = file_finding("app/mid.env", layer=500, secret="ghp_" + "M" * 36)
+    image.findings += [deep, middle]
+    text = render(ScanOutcome(report(image)), GATE, NOW)
+    assert text.count('<g class="layer"') == html_view.MAX_BANDS
+    assert "800 layer(s) in the middle of the stack are not drawn" in text
+    assert re.findall(r'data-span-from="(\d+)" data-span-to="(\w+)"', text) == [("10", "990")]
+    assert "1 more not drawn (see the table)" in text  # the one in a hidden layer
+    assert text.count('<tr class="finding') == 2  # but both are listed
+
+
+def test_many_images_problems_and_releases_are_bounded() -> None:
+    images = [image_result(name=f"img{i}", findings=[file_finding()]) for i in range(80)]
+    images[0].problems += [ScanProblem("img0", None, i, f"layer {i}: bad") for i in range(500)]
+    text = render(ScanOutcome(report(*images)), GATE, NOW)
+    assert text.count('<section class="image"') == html_view.MAX_IMAGES
+    assert "30 more image(s) not drawn here" in text
+    assert "Incomplete: 500 problem(s)" in text and "… and 300 more" in text
+    scans = [
+        ReleaseScan(Release(f"r{i:03d}", f"r:{i}", None, None), image_result(findings=[]))
+        for i in range(100)
+    ]
+    scans[0].result.findings.append(file_finding())
+    timeline = Timeline("registry.example/app", (), scans, exposures(scans))
+    text = render(timeline, GATE, NOW)
+    assert len(re.findall(r'data-release="', text)) == html_view.MAX_GRID_RELEASES
+    assert "40 older release(s) not drawn in the grid" in text
