@@ -44,7 +44,8 @@ from scanner.report.html_view import (
     row,
     severity_counts,
 )
-from scanner.results import ImageResult
+from scanner.report.interface import Formatter
+from scanner.results import ImageResult, Report
 from scanner.timeline import Timeline
 
 TEMPLATES = "scanner.report"
@@ -163,6 +164,15 @@ class Page:
     diff: DiffView | None = None
     timeline: TimelineView | None = None
     fly: FlyView | None = None
+
+
+class HtmlFormatter(Formatter):
+    """``scan --format html`` behind the common formatter interface (gate: ``fail_on``)."""
+
+    name = "html"
+
+    def render(self, report: Report) -> str:
+        return render(ScanOutcome(report), Gate(report.fail_on))
 
 
 # --- the page of each outcome --------------------------------------------------------------

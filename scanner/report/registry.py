@@ -90,6 +90,9 @@ def _fly_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
 
 
 def _html_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
+    """One page renderer for every kind (for ``scan`` too: it shows the whole gate,
+    ``--fail-on-category`` included, which :class:`HtmlFormatter` cannot know)."""
+
     def page(outcome: Outcome, ctx: RenderContext) -> str:
         return html.render(outcome, ctx.gate)
 
@@ -108,7 +111,7 @@ def _table(entries: Iterable[tuple[tuple[str, str], Renderer]]) -> dict[tuple[st
 
 RENDERERS: dict[tuple[str, str], Renderer] = _table(
     [
-        *((("scan", name), _scan(name)) for name in FORMATTERS),
+        *((("scan", name), _scan(name)) for name in FORMATTERS if name != "html"),
         *_diff_entries(),
         *_timeline_entries(),
         *_fly_entries(),
