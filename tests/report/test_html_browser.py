@@ -23,7 +23,10 @@ import fixtures.catalog as catalog
 from fixtures import fakesecrets as fs
 from fixtures.imagebuilder import Entry, HistoryOnly, ImageSpec, LayerSpec, write_oci_layout
 from scanner.cli import main
+from scanner.gate import Gate
+from scanner.report.html import render
 from tests.infra.browser import Browser, BrowserUnavailable, Page, find_chromium
+from tests.report.test_html import sample_outcomes
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '"><img src=x onerror="window.__pwned=2">'
@@ -217,3 +220,23 @@ def _is_error(message: dict[str, object]) -> bool:
         return params.get("type") in ("error", "assert", "warning")
     entry = params.get("entry")
     return isinstance(entry, dict) and entry.get("level") in ("error", "warning")
+
+
+@pytest.mark.parametrize("kind", ["diff", "timeline", "fly"])
+def test_every_page_runs_its_script_and_filters(
+    browser: Browser, kind: str, tmp_path: Path
+) -> None:
+    outcome = sample_outcomes()[kind]
+    path = tmp_path / f"{kind}.html"
+    path.write_text(render(outcome, Gate.from_cli("high")))
+    page = open_report(browser, path)
+    visible = (
+        "Array.from(document.querySelectorAll('[data-finding]'))"
+        ".filter(e => e.getBoundingClientRect().height > 0 && e.dataset.severity === 'high')"
+        ".length"
+    )
+    before = page.evaluate(visible)
+    assert before > 0
+    page.click("input[data-filter=severity][value=high]")
+    assert page.evaluate(visible) == 0
+    assert not [m for m in page.messages() if _is_error(m)]
