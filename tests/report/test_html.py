@@ -293,3 +293,28 @@ def test_many_images_problems_and_releases_are_bounded() -> None:
     text = render(timeline, GATE, NOW)
     assert len(re.findall(r'data-release="', text)) == html_view.MAX_GRID_RELEASES
     assert "40 older release(s) not drawn in the grid" in text
+
+
+def test_names_from_registries_and_the_fly_api_are_text_too() -> None:
+    outcomes = sample_outcomes()
+    fly = outcomes["fly"]
+    assert isinstance(fly, FlyScan)
+    fly.app = SCRIPT_PAYLOAD
+    fly.machines[0] = Machine(
+        ATTR_PAYLOAD, SCRIPT_PAYLOAD, ATTR_PAYLOAD, SCRIPT_PAYLOAD, "started", "x", "x", None, None
+    )
+    fly.deployed[0].machines[:] = fly.machines
+    fly.deployed[0].tags[:] = [ATTR_PAYLOAD]
+    timeline = outcomes["timeline"]
+    assert isinstance(timeline, Timeline)
+    timeline.repository = SCRIPT_PAYLOAD
+    old = timeline.releases[0]
+    timeline.releases[0] = ReleaseScan(
+        Release(ATTR_PAYLOAD, "r", None, SCRIPT_PAYLOAD, (SCRIPT_PAYLOAD,)), old.result
+    )
+    for outcome in (fly, timeline):
+        text = render(outcome, GATE, NOW)
+        page = parse(text)
+        assert page.tags["script"] == 1 and "img" not in page.tags
+        assert not any(name.startswith("on") for _, name, _ in page.attrs)
+        assert SCRIPT_PAYLOAD in "".join(page.text)
