@@ -75,7 +75,7 @@ def main() -> None:
 @gate_options
 @output_options(sorted(formats("scan")))
 def scan(**args: object) -> None:
-    """Scan images: oci:PATH[:TAG], docker-archive:PATH[:TAG], docker:IMAGE,
+    """Scan images: oci:PATH[:TAG], docker-archive:PATH[:REFERENCE|:@N], docker:IMAGE,
     a registry reference (host/repo:tag, host/repo@sha256:..., nginx), or a bare path."""
     sources = list(args["sources"])  # type: ignore[call-overload]
     from_file = args["from_file"]

@@ -144,7 +144,7 @@ class Scanner:
 
     def scan_all(self, sources: Iterable[str]) -> Report:
         report = Report(
-            images=[self.scan(s) for s in sources],
+            images=[result for s in sources for result in self.scan_source(s)],
             fail_on=self.options.fail_on,
             reveal=self.options.reveal,
         )
@@ -156,29 +156,43 @@ class Scanner:
         return self.options.source.deadline
 
     def scan(self, source_text: str) -> ImageResult:
-        result = self._scan_source(source_text)
-        result.rules_digest = self.detection.signatures.digest
-        return result
+        """One image (a source holding several is an error naming them)."""
+        return self._scan(source_text, every=False)[0]
 
-    def _scan_source(self, source_text: str) -> ImageResult:
+    def scan_source(self, source_text: str) -> list[ImageResult]:
+        """Every image of a source: several for a ``docker save A B`` archive."""
+        return self._scan(source_text, every=True)
+
+    def _scan(self, source_text: str, every: bool) -> list[ImageResult]:
+        results = self._scan_results(source_text, every)
+        for result in results:
+            result.rules_digest = self.detection.signatures.digest
+        return results
+
+    def _scan_results(self, source_text: str, every: bool) -> list[ImageResult]:
         if self.deadline.expired():
-            return _failed(
-                source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
-            )
+            return [
+                _failed(
+                    source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
+                )
+            ]
         try:
             source = resolve(source_text, self.options.source)
         except LayerleakError as exc:
-            return _failed(source_text, "?", str(exc))
+            return [_failed(source_text, "?", str(exc))]
         with source:
             try:
-                image = source.load()
+                images = source.load_all() if every else [source.load()]
             except LayerleakError as exc:
-                return _failed(source_text, source.kind, str(exc))
-            return self._scan_image(image)
+                return [_failed(source_text, source.kind, str(exc))]
+            return [self._scan_image(image) for image in images]
 
     def _scan_image(self, image: Image) -> ImageResult:
         result = ImageResult(
-            name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
+            name=image.name,
+            source_kind=image.source_kind,
+            index_digest=image.index_digest,
+            tags=list(image.tags),
         )
         result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
         todo: dict[str, Layer] = {}
