@@ -296,6 +296,7 @@ class ImageView:
     name: str
     source_kind: str
     index_digest: str
+    tags: str
     platforms: list[PlatformView]
     problems: list[ProblemView]
     counts: dict[str, int]
@@ -328,6 +329,7 @@ def image_view(image: ImageResult, reveal: bool, budget: Budget, anchor: str) ->
         name=clean(image.name, 500),
         source_kind=clean(image.source_kind, 40),
         index_digest=clean(image.index_digest or "", 140),
+        tags=clean(", ".join(image.tags), 500),
         platforms=platforms,
         problems=[problem_view(p) for p in image.problems[:MAX_PROBLEMS]],
         hidden_problems=max(len(image.problems) - MAX_PROBLEMS, 0),

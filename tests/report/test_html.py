@@ -104,6 +104,7 @@ def hostile_report(reveal: bool = False) -> ScanOutcome:
     ]
     image = image_result(name=f"registry.example/{SCRIPT_PAYLOAD}:1", findings=findings)
     image.platforms[0].layers[1].created_by = f"COPY {ATTR_PAYLOAD} {SCRIPT_PAYLOAD} /app"
+    image.tags = [f"app:{ATTR_PAYLOAD}"]
     image.problems.append(ScanProblem(image.name, None, 3, f"layer 3: {SCRIPT_PAYLOAD}"))
     return ScanOutcome(report(image, reveal=reveal))
 
@@ -188,6 +189,7 @@ def test_image_strings_are_text_never_markup() -> None:
     body = "".join(page.text)
     assert SCRIPT_PAYLOAD in body and ATTR_PAYLOAD in body  # shown, as text
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
+    assert "<dt>tags</dt><dd><code>app:&#34;&gt;&lt;img" in text
     assert 'onerror="window' not in text and "onerror=&#34;window" in text
     assert 'id="complete">NO: some parts could not be scanned' in text
     assert 'id="problems"' in text and "layer 3: &lt;script&gt;" in text
