@@ -22,6 +22,7 @@ from scanner import dpkg
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
 from scanner.analyzers.content_secrets import lowered
 from scanner.analyzers.interface import ImageContext
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.cache import LayerCache, default_cache_dir
 from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
@@ -54,6 +55,7 @@ class ScanOptions:
     jobs: int = 0  # worker processes for layers; 0 = default_jobs()
     use_cache: bool = True
     cache_dir: Path | None = None  # default: the user cache directory
+    archive_limits: ArchiveLimits = DEFAULT_LIMITS  # nested archives: per file, layer, image
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,9 @@ class Scanner:
     ) -> None:
         self.options = options
         self.detection = detection or Detection(
-            SignatureSet.load(options.rules), reveal=options.reveal
+            SignatureSet.load(options.rules),
+            reveal=options.reveal,
+            archive_limits=options.archive_limits,
         )
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
         self._context = self._image_context()
@@ -200,6 +204,7 @@ class Scanner:
             for layer in platform.layers:
                 if layer.digest not in self._layers:
                     todo.setdefault(layer.digest, layer)
+        self.detection.archive_usage.reset()  # the archive budget per image starts here
         self._scan_layers(list(todo.values()))
         for platform in image.platforms:
             self._scan_platform(image, platform, result)
