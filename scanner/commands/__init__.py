@@ -416,7 +416,7 @@ def triage_options(f: F) -> F:
             "--show-suppressed",
             is_flag=True,
             help="List suppressed findings (noise: placeholders, documented examples, "
-            "checksum mismatches) in the table and Markdown; JSON always has them.",
+            "checksum mismatches) in the table, Markdown and HTML; JSON always has them.",
         ),
     )(f)
 

@@ -119,3 +119,15 @@ def test_ignore_file_and_noise_counts_add_up() -> None:
     assert rep.suppressed_reasons() == {"in baseline": 2, "noise: checksum mismatch": 1}
     assert rep.failing() == [real]
     assert rep.counts()["info"] == 0
+
+
+def test_html_hides_them_unless_shown() -> None:
+    from scanner.report.html import HtmlFormatter
+
+    noise, real = noisy_report()
+    rep = report(image_result(findings=[noise, real]))
+    page = HtmlFormatter().render(rep)
+    assert "checksum mismatch" in page  # counted among the suppressed reasons
+    assert "github-personal-access-token" not in page
+    rep.show_suppressed = True
+    assert "github-personal-access-token" in HtmlFormatter().render(rep)
