@@ -195,6 +195,19 @@ def decompressed(stream: io.RawIOBase) -> tuple[str, BinaryIO]:
 
 def normalize_member_name(name: str) -> tuple[str, str | None]:
     """A member name as a path relative to the root, and what was wrong with it, if anything."""
+    if (
+        name
+        and "//" not in name
+        and "/." not in name
+        and "\\" not in name
+        and name[0] not in "./"
+        and name[-1] != "/"
+    ):
+        return name, None  # no empty, "." or ".." part, not absolute: already normal
+    return _normalize(name)
+
+
+def _normalize(name: str) -> tuple[str, str | None]:
     problem = None
     if name.startswith("/"):
         problem = "absolute name"

@@ -110,6 +110,15 @@ def _text(field: bytes) -> str:
 
 def _number(field: bytes) -> int:
     """A numeric field: octal text, or base-256 (GNU) when the high bit is set."""
+    try:
+        # The usual field ("0000644\0", "00000001750 "): when int() takes it as it is,
+        # it holds no NUL and no non-ASCII byte, so it reads as below would read it.
+        return int(field.rstrip(b"\0") or b"0", 8)
+    except ValueError:
+        return _number_exact(field)
+
+
+def _number_exact(field: bytes) -> int:
     first = field[0]
     if first == 0x80 or first == 0xFF:
         n = int.from_bytes(field[1:], "big")

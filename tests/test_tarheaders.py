@@ -525,3 +525,28 @@ def test_scan_layer_with_a_huge_pax_header_is_incomplete_and_keeps_findings() ->
     result = scan_layer(layer, Detection(SignatureSet.builtin()))
     assert not result.complete
     assert {f.location.path for f in result.findings} == {"app/.env", "app/later.env"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(st.sampled_from("ab./\\é"), max_size=12))
+def test_the_fast_name_path_agrees_with_the_full_normalisation(name: str) -> None:
+    from scanner.layers import _normalize, normalize_member_name
+
+    assert normalize_member_name(name) == _normalize(name)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.binary(min_size=8, max_size=8)
+    | st.text(st.sampled_from("0178 \0\t_x"), min_size=8, max_size=8).map(str.encode)
+)
+def test_the_fast_number_path_agrees_with_the_exact_one(field: bytes) -> None:
+    from scanner.tarheaders import _Invalid, _number, _number_exact
+
+    def read(parse: object) -> int | str:
+        try:
+            return parse(field)  # type: ignore[operator]
+        except _Invalid:
+            return "invalid"
+
+    assert read(_number) == read(_number_exact)
