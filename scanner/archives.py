@@ -49,6 +49,7 @@ from isal import igzip  # type: ignore[import-untyped,unused-ignore]
 
 from scanner.layers import DECODE_ERRORS, READ_SIZE, ZSTD_MAGIC
 from scanner.streams import read_up_to
+from scanner.tarinfo import BoundedTarInfo
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 GZIP_HEAD = b"\x1f\x8b\x08"
@@ -382,7 +383,9 @@ class ArchiveWalk:
         self, stream: BinaryIO, inner: str | None, depth: int
     ) -> Iterator[tuple[str | None, BinaryIO]]:
         try:
-            archive = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - closed below
+            archive = tarfile.open(  # noqa: SIM115 - closed below
+                fileobj=stream, mode="r|", tarinfo=BoundedTarInfo
+            )
         except ARCHIVE_ERRORS as exc:
             self._skip(inner, f"unreadable tar ({_why(exc)})")
             return

@@ -550,3 +550,70 @@ def test_the_fast_number_path_agrees_with_the_exact_one(field: bytes) -> None:
             return "invalid"
 
     assert read(_number) == read(_number_exact)
+
+
+# -- tar files nested in a layer: tarfile with BoundedTarInfo -------------------------------
+
+
+def _bounded_reference(data: bytes) -> tuple[list[Row], bool]:
+    from scanner.tarinfo import BoundedTarInfo
+
+    rows: list[Row] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:", tarinfo=BoundedTarInfo) as tar:
+            while (m := tar.next()) is not None:
+                content = None
+                if m.isreg():
+                    f = tar.extractfile(m)
+                    assert f is not None
+                    content = f.read()
+                row = (m.name, m.linkname, m.type[0], m.mode, m.uid, m.gid, m.size)
+                rows.append((*row, m.offset_data, content))
+    except (tarfile.TarError, ValueError, OSError):
+        return rows, True
+    return rows, False
+
+
+@pytest.mark.parametrize("name", sorted(HAND_MADE))
+def test_bounded_tarinfo_reads_as_tarfile_reads(name: str) -> None:
+    data = HAND_MADE[name] + END
+    assert _bounded_reference(data) == _reference(data)
+
+
+def test_bounded_tarinfo_refuses_huge_and_quadratic_pax_headers() -> None:
+    digits = b"1" * (MAX_EXTENSION_BYTES - 600) + b" hdrcharset"
+    data = header(b"PaxHeader", b"x", len(digits)) + pad(digits) + member(b"a", b"1") + END
+    start = time.perf_counter()
+    rows, raised = _bounded_reference(data)
+    assert time.perf_counter() - start < 2 and [r[0] for r in rows] == ["a"] and not raised
+    records = pax({"GNU.sparse.size": "10"})[512:].rstrip(b"\0")
+    body = records + b"1" * (MAX_EXTENSION_BYTES - 600)
+    data = header(b"PaxHeader", b"x", len(body)) + pad(body) + member(b"s", b"1") + END
+    start = time.perf_counter()
+    _bounded_reference(data)
+    assert time.perf_counter() - start < 2
+    huge = header(b"PaxHeader", b"x", 300 << 20) + b"x" * 4096
+    tracemalloc.start()
+    rows, raised = _bounded_reference(huge)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert raised and peak < 16 << 20
+    negative = header(b"././@LongLink", b"L", b"\xff" * 12) + member(b"a", b"1") + END
+    assert _bounded_reference(negative)[1]
+
+
+def test_a_nested_tar_with_the_cve_input_is_scanned_quickly() -> None:
+    from fixtures import fakesecrets
+    from tests.test_layers import make_tar, sha
+
+    secret = f"GITHUB_TOKEN={fakesecrets.github_pat()}\n".encode()
+    digits = b"1" * (MAX_EXTENSION_BYTES - 600)
+    nested = header(b"PaxHeader", b"x", len(digits)) + pad(digits)
+    nested += member(b"inner/.env", secret) + END
+    layer_tar = make_tar([("app/bundle.tar", nested, 0o644)])
+    layer = Layer(1, sha(layer_tar), sha(layer_tar), "", len(layer_tar), Lazy([layer_tar]))
+    start = time.perf_counter()
+    result = scan_layer(layer, Detection(SignatureSet.builtin()))
+    assert time.perf_counter() - start < 10
+    assert result.error is None
+    assert any(f.location.inner_path == "inner/.env" for f in result.findings)
