@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench fixtures clean
+.PHONY: install system-deps demo test lint format bench bench-baseline fixtures clean
 
 install: $(STAMP)
 
@@ -48,3 +48,7 @@ clean:
 # measures floor, cold scan, warm re-scan and trivy (when installed) in one run.
 bench: install
 	$(PY) -m bench.run
+
+# Record the findings the benchmark's cold scans must keep (run on the code before a change).
+bench-baseline: install
+	$(PY) -m bench.run --record-baseline

@@ -43,6 +43,8 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 READ_SIZE = 1 << 20
+MAX_SPARSE_HOLES = 256 << 20  # zeros a sparse file's map may leave before holes are cut short
+SPARSE_HOLE_KEPT = 4096  # zero bytes kept of each hole beyond that
 
 
 class EntryKind(StrEnum):
@@ -284,7 +286,15 @@ class LayerReader:
             if info.kind is EntryKind.FILE:
                 reader: io.RawIOBase
                 if member.sparse is not None:
-                    reader = SparseReader(forward, member, self.what, info.path)
+                    max_hole = None
+                    if SparseReader.holes(member) > MAX_SPARSE_HOLES:
+                        max_hole = SPARSE_HOLE_KEPT
+                        self.problems.append(
+                            f"{self.what}: /{info.path}: sparse file whose holes add up to "
+                            f"{SparseReader.holes(member)} bytes (bound {MAX_SPARSE_HOLES}): "
+                            f"scanned with each hole cut to {SPARSE_HOLE_KEPT} zero bytes"
+                        )
+                    reader = SparseReader(forward, member, self.what, info.path, max_hole)
                 else:
                     reader = MemberReader(
                         forward, member.offset_data, member.size, self.what, info.path
@@ -493,51 +503,74 @@ class SparseReader(io.RawIOBase):
     """A GNU sparse file's content: its stored data runs, with the holes as zeros.
 
     The runs must come in order without overlapping (what GNU tar writes); anything
-    else is a LayerError, since the stream cannot be read backwards.
+    else is a LayerError, since the stream cannot be read backwards. ``max_hole``
+    shortens every hole to at most that many zero bytes (for a file whose holes
+    add up to more than :data:`MAX_SPARSE_HOLES`: zeros hold no secret, and a
+    hostile header can claim terabytes of them).
     """
 
-    def __init__(self, forward: ForwardReader, member: TarMember, what: str, path: str):
+    def __init__(
+        self,
+        forward: ForwardReader,
+        member: TarMember,
+        what: str,
+        path: str,
+        max_hole: int | None = None,
+    ) -> None:
         self._forward = forward
         self._what = what
         self._path = path
-        self._size = member.size
-        self._pos = 0  # position in the expanded content
-        runs: list[tuple[int, int, int]] = []  # (start in content, end in content, stored at)
-        stored, last = member.offset_data, 0
+        # (stored at or -1 for a hole, length), in content order
+        segments: list[tuple[int, int]] = []
+        stored, pos = member.offset_data, 0
         for start, length in member.sparse or []:
             if length == 0:
                 continue  # unused slots of an old GNU header
-            if start < last or length < 0:
+            if start < pos or length < 0:
                 raise LayerError(f"{what}: /{path}: sparse map out of order")
-            runs.append((start, start + length, stored))
+            if start >= member.size:
+                break
+            if start > pos:
+                segments.append((-1, start - pos))
+            length = min(length, member.size - start)
+            segments.append((stored, length))
             stored += length
-            last = start + length
-        self._runs = runs
-        self._run = 0
+            pos = start + length
+        if pos < member.size:
+            segments.append((-1, member.size - pos))
+        if max_hole is not None:
+            segments = [(at, n if at >= 0 else min(n, max_hole)) for at, n in segments]
+        self._segments = segments
+        self._segment = 0
+        self._offset = 0  # into the current segment
+
+    @staticmethod
+    def holes(member: TarMember) -> int:
+        """How many bytes of zeros the map leaves (the content size minus the stored runs)."""
+        return member.size - sum(max(0, n) for _, n in member.sparse or [])
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        left = self._size - self._pos
-        n = left if size is None or size < 0 else min(size, left)
+        want = -1 if size is None or size < 0 else size
         out: list[bytes] = []
-        while n > 0:
-            while self._run < len(self._runs) and self._runs[self._run][1] <= self._pos:
-                self._run += 1
-            if self._run == len(self._runs) or self._pos < self._runs[self._run][0]:
-                hole_end = self._runs[self._run][0] if self._run < len(self._runs) else self._size
-                take = min(n, hole_end - self._pos)
+        while want != 0 and self._segment < len(self._segments):
+            at, length = self._segments[self._segment]
+            take = length - self._offset if want < 0 else min(want, length - self._offset)
+            if at < 0:
                 out.append(bytes(take))
             else:
-                start, end, stored = self._runs[self._run]
-                take = min(n, end - self._pos)
                 member = MemberReader(
-                    self._forward, stored + self._pos - start, take, self._what, self._path
+                    self._forward, at + self._offset, take, self._what, self._path
                 )
                 out.append(member.read(take))
-            self._pos += take
-            n -= take
+            self._offset += take
+            if want > 0:
+                want -= take
+            if self._offset == length:
+                self._segment += 1
+                self._offset = 0
         return b"".join(out)
 
     def readall(self) -> bytes:
