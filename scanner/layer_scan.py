@@ -11,11 +11,14 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import BinaryIO, cast
 
 from scanner.analyzers.builtin import FILE_ANALYZERS
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
+from scanner.blob_limits import LimitedBlob
+from scanner.deadline import NO_DEADLINE, Deadline, DeadlineExceeded
 from scanner.detection import Detection
-from scanner.errors import DigestMismatch, LayerError, SourceError
+from scanner.errors import DigestMismatch, LayerError, RegistryError, SourceError
 from scanner.findings import Finding
 from scanner.image import Layer
 from scanner.layers import LayerIndex, LayerReader
@@ -34,21 +37,29 @@ def scan_layer(
     layer: Layer,
     detection: Detection,
     analyzers: Sequence[FileAnalyzer] | None = None,
+    deadline: Deadline = NO_DEADLINE,
 ) -> LayerResult:
+    """Walk one layer blob; ``deadline`` is the run's (checked per read and per entry)."""
     if analyzers is None:
         analyzers = [cls(detection) for cls in FILE_ANALYZERS]
     context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None)
     label = layer_label(layer)
     findings: list[Finding] = []
     try:
-        raw = layer.opener.open()
-    except (SourceError, OSError) as exc:
+        deadline.check(f"{label}: not scanned")
+        raw = LimitedBlob(layer.opener.open(), label, layer.size, deadline)
+    except (SourceError, OSError, DeadlineExceeded) as exc:
         return LayerResult(layer.digest, [], LayerIndex(), error=f"{label}: {exc}")
     reader: LayerReader | None = None
     error = None
     try:
-        reader = LayerReader(raw, what=label, digest=layer.digest, diff_id=layer.diff_id)
+        reader = LayerReader(
+            cast(BinaryIO, raw), what=label, digest=layer.digest, diff_id=layer.diff_id
+        )
         for info, content in reader:
+            if raw.failure is not None:
+                raise raw.failure  # swallowed by a reader on the way: still the end
+            deadline.check(f"{label}: at /{info.path}, after {reader.entries} entries")
             wanted = [a for a in analyzers if a.required(info)]
             if not wanted:
                 continue
@@ -70,14 +81,22 @@ def scan_layer(
                 ]
         reader.finish()
     except (LayerError, SourceError) as exc:
-        error = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
-        mismatch = reader.blob_mismatch() if reader is not None else None
-        if mismatch is not None and not isinstance(exc, DigestMismatch):
+        cause: Exception = raw.failure or exc
+        error = str(cause) if str(cause).startswith(label) else f"{label}: {cause}"
+        bounded = raw.failure is not None or isinstance(cause, DeadlineExceeded | RegistryError)
+        try:
+            mismatch = reader.blob_mismatch() if reader is not None and not bounded else None
+        except (LayerError, SourceError) as late:  # the deadline or size, while draining
+            mismatch = None
+            error = f"{error}; then: {late}"
+        if mismatch is not None and not isinstance(cause, DigestMismatch):
             error = f"{mismatch} (so: {error.removeprefix(label + ': ')})"
     except OSError as exc:
-        error = f"{label}: read failed ({exc})"
+        error = str(raw.failure) if raw.failure is not None else f"{label}: read failed ({exc})"
     except Exception as exc:  # a hostile layer must not lose what was already found
         error = f"{label}: unexpected {type(exc).__name__} while reading ({exc})"
+        if raw.failure is not None:  # a decompressor wrapped it: say what really happened
+            error = str(raw.failure)
     finally:
         if reader is not None:
             reader.close()

@@ -25,6 +25,7 @@ import zstandard
 from isal import igzip  # inflates about twice as fast as zlib
 from isal.igzip_lib import IsalError
 
+from scanner.digests import hasher
 from scanner.errors import DigestMismatch, LayerError
 from scanner.tarheaders import TarHeaderError, TarHeaderReader, TarMember
 
@@ -128,8 +129,10 @@ class HashingReader(io.RawIOBase):
 
     def __init__(self, raw: BinaryIO, expected: str | None, what: str) -> None:
         self._raw = raw
-        self._hash = hashlib.sha256()
-        self._expected = expected if expected and expected.startswith("sha256:") else None
+        # An algorithm other than sha256/sha512 is refused (UnsupportedDigest), never
+        # skipped: content that cannot be verified is not scanned as complete.
+        self._hash = hasher(expected, what) if expected else hashlib.sha256()
+        self._expected = expected or None
         self._what = what
         self.bytes_read = 0
         self.at_eof = False
@@ -160,7 +163,7 @@ class HashingReader(io.RawIOBase):
 
     @property
     def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
+        return f"{self._hash.name}:{self._hash.hexdigest()}"
 
     def drain(self) -> None:
         while self.read(READ_SIZE):

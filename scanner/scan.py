@@ -12,6 +12,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,14 @@ from types import TracebackType
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
 from scanner.analyzers.interface import ImageContext
 from scanner.cache import LayerCache, default_cache_dir
+from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
 from scanner.errors import LayerleakError
 from scanner.findings import FileState, Finding, LocationKind, Severity, Status
 from scanner.forensics import reachable_status
 from scanner.image import Image, Layer, PlatformImage
-from scanner.layer_scan import place_layer_findings, scan_layer
+from scanner.layer_scan import layer_label, place_layer_findings, scan_layer
+from scanner.layers import LayerIndex
 from scanner.results import (
     ImageResult,
     LayerResult,
@@ -76,13 +79,15 @@ def default_jobs() -> int:
     return (os.cpu_count() or 1) + 1
 
 
+WORKER_GRACE = 5.0  # seconds a worker gets after the deadline to report what it found
+
 # The detection a forked worker inherits from its parent (set just before the fork).
 _WORKER_DETECTION: Detection | None = None
 
 
-def _worker_scan(layer: Layer) -> LayerResult:
+def _worker_scan(layer: Layer, deadline: Deadline = NO_DEADLINE) -> LayerResult:
     assert _WORKER_DETECTION is not None, "worker started without a detection"
-    return scan_layer(layer, _WORKER_DETECTION)
+    return scan_layer(layer, _WORKER_DETECTION, deadline=deadline)
 
 
 class Scanner:
@@ -144,7 +149,15 @@ class Scanner:
         self.close()
         return report
 
+    @property
+    def deadline(self) -> Deadline:
+        return self.options.source.deadline
+
     def scan(self, source_text: str) -> ImageResult:
+        if self.deadline.expired():
+            return _failed(
+                source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
+            )
         try:
             source = resolve(source_text, self.options.source)
         except LayerleakError as exc:
@@ -250,21 +263,46 @@ class Scanner:
             else:
                 remaining.append(layer)
         remaining.sort(key=lambda layer: layer.size or 0, reverse=True)
+        deadline = self.deadline
         if self.jobs <= 1 or len(remaining) <= 1:
             for layer in remaining:
-                record(layer, scan_layer(layer, self.detection))
+                record(layer, scan_layer(layer, self.detection, deadline=deadline))
             return
         pool = self._get_pool()
         futures: dict[Future[LayerResult], Layer] = {
-            pool.submit(_worker_scan, layer): layer for layer in remaining
+            pool.submit(_worker_scan, layer, deadline): layer for layer in remaining
         }
+        stuck = False
         for future, layer in futures.items():
             try:
-                result = future.result()
+                result = future.result(timeout=_grace(deadline))
             except BrokenProcessPool:
                 self._pool = None
-                result = scan_layer(layer, self.detection)  # finish here, in this process
+                result = scan_layer(layer, self.detection, deadline=deadline)  # finish here
+            except FutureTimeout:
+                # The worker checks the deadline itself; one that does not come back soon
+                # after it is stuck in something that does not read (it is stopped below).
+                stuck = True
+                result = LayerResult(
+                    layer.digest,
+                    [],
+                    LayerIndex(),
+                    error=f"{layer_label(layer)}: stopped: {deadline.label} passed "
+                    "(the worker scanning it did not finish)",
+                )
             record(layer, result)
+        if stuck:
+            self._kill_pool()
+
+    def _kill_pool(self) -> None:
+        """Stop the workers now (one is stuck past the deadline); a new pool is made if needed."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list(getattr(pool, "_processes", {}).values())
+        for process in processes:
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def _get_pool(self) -> ProcessPoolExecutor:
         global _WORKER_DETECTION
@@ -274,6 +312,13 @@ class Scanner:
                 max_workers=self.jobs, mp_context=multiprocessing.get_context("fork")
             )
         return self._pool
+
+
+def _grace(deadline: Deadline) -> float | None:
+    """How long to wait for a worker: until the deadline and then a little (it stops
+    itself at its next read or entry); no limit without a deadline."""
+    left = deadline.remaining()
+    return None if left is None else left + WORKER_GRACE
 
 
 def _failed(name: str, kind: str, message: str) -> ImageResult:

@@ -10,6 +10,7 @@ bounded time and memory.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import time
@@ -522,7 +523,13 @@ def test_scan_layer_with_a_huge_pax_header_is_incomplete_and_keeps_findings() ->
     size = 200 << 20
     parts: list[bytes | int] = [member(b"app/.env", secret), header(b"PaxHeader", b"x", size)]
     parts += [size, member(b"app/later.env", secret), END]
-    layer = Layer(1, "unverified:lazy", "", "", 0, Lazy(parts))
+    digest, size = hashlib.sha256(), 0
+    stream = LazyStream(parts)
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    blob = "sha256:" + digest.hexdigest()
+    layer = Layer(1, blob, blob, "", size, Lazy(parts))
     result = scan_layer(layer, Detection(SignatureSet.builtin()))
     assert not result.complete
     assert {f.location.path for f in result.findings} == {"app/.env", "app/later.env"}
