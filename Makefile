@@ -49,6 +49,7 @@ clean:
 bench: install
 	$(PY) -m bench.run
 
-# Record the findings the benchmark's cold scans must keep (run on the code before a change).
+# Record the findings the benchmark's cold scans must keep, from the code before a change:
+# CODE=DIR runs the source tree in DIR (e.g. `git archive main | tar -x -C DIR`) instead.
 bench-baseline: install
-	$(PY) -m bench.run --record-baseline
+	$(PY) -m bench.run --record-baseline $(if $(CODE),--code $(CODE))

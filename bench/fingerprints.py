@@ -16,10 +16,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def rules_digest() -> str:
-    """sha256 over the built-in rule files (names and bytes)."""
+def rules_digest(root: Path = ROOT) -> str:
+    """sha256 over the built-in rule files (names and bytes) of a checkout."""
     h = hashlib.sha256()
-    for path in sorted((ROOT / "signatures").glob("*.yaml")):
+    for path in sorted((root / "signatures").glob("*.yaml")):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -58,8 +58,8 @@ class Baseline:
         self.path = path
         self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
 
-    def record(self, image: str, keys: list[str]) -> None:
-        self.data[image] = {"rules": rules_digest(), "keys": keys}
+    def record(self, image: str, keys: list[str], root: Path = ROOT) -> None:
+        self.data[image] = {"rules": rules_digest(root), "keys": keys}
         self.path.write_text(json.dumps(self.data, indent=1, sort_keys=True))
 
     def compare(self, image: str, keys: list[str]) -> str:

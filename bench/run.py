@@ -52,7 +52,10 @@ def tree_rss(pid: int) -> int:
 
 
 def timed(
-    cmd: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...] = (0, 1)
+    cmd: list[str],
+    env: dict[str, str] | None = None,
+    ok: tuple[int, ...] = (0, 1),
+    cwd: Path | None = None,
 ) -> tuple[float, int, int, float]:
     """(wall seconds, peak tree RSS bytes, exit code, CPU seconds of the tree) of a command.
 
@@ -60,7 +63,9 @@ def timed(
     not depend on what else runs on the machine; wall seconds do.
     """
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd
+    )
     peak = 0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -300,6 +305,12 @@ def main() -> None:
         help="one cold scan per image with the code as it is; store its findings as the "
         "baseline later runs must match",
     )
+    ap.add_argument(
+        "--code",
+        type=Path,
+        help="with --record-baseline: run the layerleak source tree in this directory (e.g. "
+        "`git archive main` unpacked) with this venv, instead of this checkout",
+    )
     args = ap.parse_args()
     from bench.build_image import VARIANTS, build
 
@@ -316,30 +327,19 @@ def main() -> None:
         f"{platform.python_version()}; {load()}"
     )
     if args.record_baseline:
+        code = args.code.resolve() if args.code else ROOT
         for image in images:
             report = args.out / f"{image.stem}-baseline.json"
             cache = tempfile.mkdtemp(prefix="ll-bench-cache-")
-            wall, rss, _, _cpu = timed(
-                [
-                    str(ROOT / ".venv" / "bin" / "layerleak"),
-                    "scan",
-                    "--quiet",
-                    "--format",
-                    "json",
-                    "--fail-on",
-                    "critical",
-                    "--cache-dir",
-                    cache,
-                    "-o",
-                    str(report),
-                    f"oci:{image}",
-                ]
-            )
+            command = [sys.executable, "-m", "scanner.cli", "scan", "--quiet", "--format", "json"]
+            command += ["--fail-on", "critical", "--cache-dir", cache, "-o", str(report.resolve())]
+            wall, rss, _, cpu = timed([*command, f"oci:{image.resolve()}"], cwd=code)
             shutil.rmtree(cache)
             keys = load_keys(report)
-            baseline.record(image.name, keys)
+            baseline.record(image.name, keys, code)
             print(
-                f"{image.name}: baseline of {len(keys)} findings ({wall:.1f} s, {rss / 1e6:.0f} MB)"
+                f"{image.name}: baseline of {len(keys)} findings from {code} "
+                f"({wall:.1f} s, {cpu:.1f} CPU s, {rss / 1e6:.0f} MB)"
             )
         return
     verdicts = []
