@@ -35,7 +35,8 @@ from scanner.findings import Finding, Status
 from scanner.layers import LayerIndex
 from scanner.results import LayerResult
 
-CACHE_FORMAT = 3  # 2: layer indexes record paths written twice; 3: payload checksum
+CACHE_FORMAT = 4  # 2: layer indexes record paths written twice; 3: payload checksum;
+# 4: layer indexes record dpkg conffiles and the MD5 of etc/ files with findings
 DIR_MODE = 0o700
 
 

@@ -13,19 +13,22 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import BinaryIO, cast
 
+from scanner import dpkg
 from scanner.analyzers.builtin import FILE_ANALYZERS
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
+from scanner.archives.limits import ArchiveBudget
 from scanner.blob_limits import LimitedBlob
 from scanner.deadline import NO_DEADLINE, Deadline, DeadlineExceeded
 from scanner.detection import Detection
 from scanner.errors import DigestMismatch, LayerError, RegistryError, SourceError
 from scanner.findings import Finding
 from scanner.image import Layer
-from scanner.layers import LayerIndex, LayerReader
+from scanner.layers import EntryKind, FileInfo, LayerIndex, LayerReader
 from scanner.results import LayerResult
+from scanner.streams import read_up_to
 
 # A file wanted by several content analyzers is read once into memory up to this size;
-# larger ones go to the first analyzer only (today there is one content analyzer).
+# a larger one is streamed to the first analyzer only, the others get no content.
 SHARED_CONTENT_LIMIT = 16 << 20
 
 
@@ -42,7 +45,8 @@ def scan_layer(
     """Walk one layer blob; ``deadline`` is the run's (checked per read and per entry)."""
     if analyzers is None:
         analyzers = [cls(detection) for cls in FILE_ANALYZERS]
-    context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None)
+    budget = ArchiveBudget(detection.archive_limits, detection.archive_usage)
+    context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None, budget)
     label = layer_label(layer)
     findings: list[Finding] = []
     try:
@@ -60,6 +64,11 @@ def scan_layer(
             if raw.failure is not None:
                 raise raw.failure  # swallowed by a reader on the way: still the end
             deadline.check(f"{label}: at /{info.path}, after {reader.entries} entries")
+            kept = _kept_for_dpkg(info, content)
+            if kept is not None:
+                content = io.BytesIO(kept)
+                if info.path == dpkg.STATUS_PATH:
+                    reader.index.conffiles = dpkg.parse_status(kept)
             wanted = [a for a in analyzers if a.required(info)]
             if not wanted:
                 continue
@@ -70,10 +79,18 @@ def scan_layer(
                     findings.extend(analyzer.analyze(info, None, context))
             if len(readers) == 1 or (readers and content is None):
                 findings.extend(readers[0].analyze(info, content, context))
+            elif readers and content is not None and info.size > SHARED_CONTENT_LIMIT:
+                # too large to share: the stream goes to the first (the content analyzer),
+                # the others are told there is no content (and say what they skipped)
+                findings.extend(readers[0].analyze(info, content, context))
+                for analyzer in readers[1:]:
+                    findings.extend(analyzer.analyze(info, None, context))
             elif readers and content is not None:
                 data = content.read(SHARED_CONTENT_LIMIT)
                 for analyzer in readers:
                     findings.extend(analyzer.analyze(info, io.BytesIO(data), context))
+            if kept is not None and len(findings) > first and info.path != dpkg.STATUS_PATH:
+                reader.index.md5[info.path] = dpkg.md5_hex(kept)
             if info.occurrence > 1:  # a path written again in this layer: say which copy
                 findings[first:] = [
                     replace(f, location=replace(f.location, occurrence=info.occurrence))
@@ -103,18 +120,32 @@ def scan_layer(
         else:
             raw.close()
     if reader is None:
-        return LayerResult(layer.digest, findings, LayerIndex(), error=error)
+        return LayerResult(
+            layer.digest, findings, LayerIndex(), problems=context.problems, error=error
+        )
     return LayerResult(
         digest=layer.digest,
         findings=findings,
         index=reader.index,
-        problems=list(reader.problems),
+        problems=list(reader.problems) + context.problems,
         error=error,
         entries=reader.entries,
         compressed_bytes=reader.compressed_bytes,
         uncompressed_bytes=reader.uncompressed_bytes,
         compression=reader.compression,
     )
+
+
+def _kept_for_dpkg(info: FileInfo, content: BinaryIO | None) -> bytes | None:
+    """The whole content of dpkg's status file and of small files under etc/ (which may
+    be unmodified conffiles: see scanner.dpkg), read once here; None for other files."""
+    if content is None or info.kind is not EntryKind.FILE:
+        return None
+    if info.path == dpkg.STATUS_PATH and info.size <= dpkg.MAX_STATUS_BYTES:
+        return read_up_to(content, info.size)
+    if dpkg.may_be_conffile(info.path, info.size):
+        return read_up_to(content, info.size)
+    return None
 
 
 def place_layer_findings(
