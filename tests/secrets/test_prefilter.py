@@ -143,3 +143,13 @@ def test_version_says_which_prefilter_is_active(monkeypatch: pytest.MonkeyPatch)
     out = CliRunner().invoke(main, ["--version"])
     assert "keyword prefilter: " in out.output and "no hyperscan here" in out.output
     assert "prefilter: hyperscan" not in out.output
+
+
+@pytest.mark.parametrize("backend", HAVE)
+def test_keywords_are_literals_whatever_they_hold(backend: str) -> None:
+    # a rule file may carry any keyword: regex metacharacters match only themselves
+    keywords = ["a.b*", "(x)|y", "[z]\\d", "{2}^$"]
+    prefilter = make_prefilter(keywords, backend)
+    data = b"aXb* a.b* (x)|y x [z]\\d z {2}^$ {2}"
+    hits = prefilter.hits(data, 0, len(data))
+    assert hits == {0: [9], 1: [15], 2: [23], 3: [31]}
