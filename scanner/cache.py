@@ -15,18 +15,17 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from scanner import __version__
-from scanner.findings import Finding, Status
-from scanner.layers import LayerIndex
-from scanner.results import LayerResult
+from scanner.results import LAYER_RESULT_FORMAT, LayerResult
 
-CACHE_FORMAT = 2  # 2: layer indexes record paths written twice in a layer
+# 2: layer indexes record paths written twice in a layer; 3: the entry is the layer
+# result's one serialised form (LayerResult.to_bytes), shared with the worker wire.
+CACHE_FORMAT = LAYER_RESULT_FORMAT
 
 
 def default_cache_dir() -> Path:
@@ -81,29 +80,8 @@ class LayerCache:
 
 
 def _encode(result: LayerResult) -> dict[str, Any]:
-    return {
-        "format": CACHE_FORMAT,
-        "digest": result.digest,
-        "findings": [f.to_dict() for f in result.findings],
-        "index": result.index.to_json(),
-        "entries": result.entries,
-        "compressed_bytes": result.compressed_bytes,
-        "uncompressed_bytes": result.uncompressed_bytes,
-        "compression": result.compression,
-    }
+    return result.to_doc()
 
 
 def _decode(doc: dict[str, Any], digest: str) -> LayerResult:
-    if doc.get("format") != CACHE_FORMAT or doc.get("digest") != digest:
-        raise ValueError("format or digest does not match")
-    findings = [replace(Finding.from_dict(f), status=Status()) for f in doc["findings"]]
-    return LayerResult(
-        digest=digest,
-        findings=findings,
-        index=LayerIndex.from_json(doc["index"]),
-        entries=int(doc["entries"]),
-        compressed_bytes=int(doc["compressed_bytes"]),
-        uncompressed_bytes=int(doc["uncompressed_bytes"]),
-        compression=str(doc["compression"]),
-        cached=True,
-    )
+    return LayerResult.from_doc(doc, digest, cached=True)

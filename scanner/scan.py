@@ -8,24 +8,22 @@ everything that could not be scanned as a problem.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
 from scanner.analyzers.interface import ImageContext
-from scanner.cache import LayerCache, default_cache_dir
+from scanner.cachebackends import DEFAULT_EXPIRY, CacheBackend, open_backend
 from scanner.detection import Detection
 from scanner.errors import LayerleakError
 from scanner.findings import FileState, Finding, LocationKind, Severity, Status
 from scanner.forensics import reachable_status
 from scanner.image import Image, Layer, PlatformImage
-from scanner.layer_scan import place_layer_findings, scan_layer
+from scanner.layer_scan import place_layer_findings
 from scanner.results import (
     ImageResult,
     LayerResult,
@@ -33,6 +31,14 @@ from scanner.results import (
     PlatformResult,
     Report,
     ScanProblem,
+)
+from scanner.runners import (
+    ClusterOptions,
+    DaskRunner,
+    DetectionSpec,
+    InProcessRunner,
+    LayerRunner,
+    ProcessPoolRunner,
 )
 from scanner.signatures import SignatureSet
 from scanner.sources.interface import SourceOptions
@@ -49,6 +55,9 @@ class ScanOptions:
     jobs: int = 0  # worker processes for layers; 0 = default_jobs()
     use_cache: bool = True
     cache_dir: Path | None = None  # default: the user cache directory
+    cache_backend: str | None = None  # --cache-backend: None = the directory
+    cache_expiry: float = DEFAULT_EXPIRY  # seconds; 0 = for ever
+    cluster: ClusterOptions | None = None  # --cluster: layers scanned on a Dask cluster
 
 
 @dataclass(frozen=True)
@@ -76,13 +85,21 @@ def default_jobs() -> int:
     return (os.cpu_count() or 1) + 1
 
 
-# The detection a forked worker inherits from its parent (set just before the fork).
-_WORKER_DETECTION: Detection | None = None
+# Images loaded (manifests and configs) before their layers are fanned out together.
+BATCH_IMAGES = 32
 
 
-def _worker_scan(layer: Layer) -> LayerResult:
-    assert _WORKER_DETECTION is not None, "worker started without a detection"
-    return scan_layer(layer, _WORKER_DETECTION)
+@dataclass
+class LayerStats:
+    """How this run's distinct layer blobs were obtained."""
+
+    scanned: int = 0  # by a runner (here, a local worker or a cluster worker)
+    reused: int = 0  # from a cache (this client's or, on a cluster, the shared one)
+    failed: int = 0  # ended with an error
+    bytes_scanned: int = 0  # compressed bytes of the scanned layers
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
 
 
 class Scanner:
@@ -99,15 +116,28 @@ class Scanner:
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
         self._context = self._image_context()
         self._progress = progress
-        self._pool: ProcessPoolExecutor | None = None
         self.jobs = options.jobs if options.jobs > 0 else default_jobs()
-        self.cache: LayerCache | None = None
-        if options.use_cache and not options.reveal:
-            self.cache = LayerCache(
-                options.cache_dir or default_cache_dir(),
+        self.stats = LayerStats()
+        self.cache: CacheBackend | None = None
+        if options.use_cache and not self.detection.reveal:
+            self.cache = open_backend(
+                options.cache_backend,
                 self.detection.signatures.digest,
                 analyzers_version(),
+                directory=options.cache_dir,
+                expiry=options.cache_expiry,
             )
+        spec = DetectionSpec.from_files(
+            options.rules, self.detection.signatures, self.detection.reveal
+        )
+        self._here = InProcessRunner(self.detection)
+        self._local: LayerRunner = (
+            ProcessPoolRunner(spec, self.jobs) if self.jobs > 1 else self._here
+        )
+        self._remote: DaskRunner | None = None
+        if options.cluster is not None:
+            shared = self.cache.spec() if self.cache is not None and self.cache.shared else None
+            self._remote = DaskRunner(options.cluster, spec, shared)
 
     def __enter__(self) -> Scanner:
         return self
@@ -121,9 +151,16 @@ class Scanner:
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for runner in (self._local, self._remote):
+            if runner is not None:
+                runner.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    @property
+    def notes(self) -> list[str]:
+        """Things the user should know about how the run went (for standard error)."""
+        return list(self._remote.notes) if self._remote is not None else []
 
     def _image_context(self) -> ImageContext:
         path = self.options.dockerfile
@@ -137,7 +174,7 @@ class Scanner:
 
     def scan_all(self, sources: Iterable[str]) -> Report:
         report = Report(
-            images=[self.scan(s) for s in sources],
+            images=self.scan_many(list(sources)),
             fail_on=self.options.fail_on,
             reveal=self.options.reveal,
         )
@@ -145,28 +182,58 @@ class Scanner:
         return report
 
     def scan(self, source_text: str) -> ImageResult:
-        try:
-            source = resolve(source_text, self.options.source)
-        except LayerleakError as exc:
-            return _failed(source_text, "?", str(exc))
-        with source:
-            try:
-                image = source.load()
-            except LayerleakError as exc:
-                return _failed(source_text, source.kind, str(exc))
-            return self._scan_image(image)
+        return self.scan_many([source_text])[0]
+
+    def scan_many(self, sources: list[str]) -> list[ImageResult]:
+        """Scan several images, their distinct layers fanned out together.
+
+        Images are loaded (manifests and configs) in batches of :data:`BATCH_IMAGES`;
+        every layer blob of a batch not seen before in this run goes to the runners at
+        once, so a cluster has a whole batch's layers to spread over its workers.
+        """
+        results: list[ImageResult] = []
+        for start in range(0, len(sources), BATCH_IMAGES):
+            results.extend(self._scan_batch(sources[start : start + BATCH_IMAGES]))
+        return results
+
+    def _scan_batch(self, sources: list[str]) -> list[ImageResult]:
+        loaded: list[Image | ImageResult] = []
+        with ExitStack() as stack:
+            for source_text in sources:
+                try:
+                    source = resolve(source_text, self.options.source)
+                except LayerleakError as exc:
+                    loaded.append(_failed(source_text, "?", str(exc)))
+                    continue
+                stack.enter_context(source)
+                try:
+                    loaded.append(source.load())
+                except LayerleakError as exc:
+                    loaded.append(_failed(source_text, source.kind, str(exc)))
+            todo: dict[str, Layer] = {}
+            for image in loaded:
+                if isinstance(image, Image):
+                    for platform in image.platforms:
+                        for layer in platform.layers:
+                            if layer.digest not in self._layers:
+                                todo.setdefault(layer.digest, layer)
+            self._scan_layers(list(todo.values()))
+            return [
+                item if isinstance(item, ImageResult) else self._scan_image(item) for item in loaded
+            ]
 
     def _scan_image(self, image: Image) -> ImageResult:
         result = ImageResult(
             name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
         )
         result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
-        todo: dict[str, Layer] = {}
-        for platform in image.platforms:
-            for layer in platform.layers:
-                if layer.digest not in self._layers:
-                    todo.setdefault(layer.digest, layer)
-        self._scan_layers(list(todo.values()))
+        missing = {
+            layer.digest: layer
+            for platform in image.platforms
+            for layer in platform.layers
+            if layer.digest not in self._layers
+        }
+        self._scan_layers(list(missing.values()))
         for platform in image.platforms:
             self._scan_platform(image, platform, result)
         result.findings = sorted(result.findings, key=_order)
@@ -228,14 +295,24 @@ class Scanner:
                 result.findings.append(finding.placed(image.name, name, status))
 
     def _scan_layers(self, layers: list[Layer]) -> None:
-        """Scan each layer blob once: from the cache, in worker processes, or here."""
+        """Scan each layer blob once: from the cache, on a cluster, in workers, or here."""
+        if not layers:
+            return
         total_bytes = sum(layer.size or 0 for layer in layers)
         done = [0, 0, 0]  # layers, bytes, findings
 
-        def record(layer: Layer, result: LayerResult) -> None:
+        def record(layer: Layer, result: LayerResult, remote: bool = False) -> None:
             self._layers[layer.digest] = result
-            if self.cache is not None and not result.cached:
-                self.cache.put(result)
+            if result.cached:
+                self.stats.reused += 1
+            else:
+                self.stats.scanned += 1
+                self.stats.bytes_scanned += result.compressed_bytes or layer.size or 0
+                # A shared cache was written by the worker itself.
+                if self.cache is not None and not (remote and self.cache.shared):
+                    self.cache.put(result)
+            if result.error is not None:
+                self.stats.failed += 1
             done[0] += 1
             done[1] += layer.size or result.compressed_bytes
             done[2] += len(result.findings)
@@ -250,30 +327,15 @@ class Scanner:
             else:
                 remaining.append(layer)
         remaining.sort(key=lambda layer: layer.size or 0, reverse=True)
-        if self.jobs <= 1 or len(remaining) <= 1:
-            for layer in remaining:
-                record(layer, scan_layer(layer, self.detection))
-            return
-        pool = self._get_pool()
-        futures: dict[Future[LayerResult], Layer] = {
-            pool.submit(_worker_scan, layer): layer for layer in remaining
-        }
-        for future, layer in futures.items():
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                self._pool = None
-                result = scan_layer(layer, self.detection)  # finish here, in this process
+        remote = self._remote
+        if remote is not None:
+            sent = [layer for layer in remaining if remote.accepts(layer)]
+            remaining = [layer for layer in remaining if not remote.accepts(layer)]
+            for layer, result in remote.run(sent):
+                record(layer, result, remote=True)
+        local = self._here if len(remaining) <= 1 else self._local
+        for layer, result in local.run(remaining):
             record(layer, result)
-
-    def _get_pool(self) -> ProcessPoolExecutor:
-        global _WORKER_DETECTION
-        if self._pool is None:
-            _WORKER_DETECTION = self.detection
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.jobs, mp_context=multiprocessing.get_context("fork")
-            )
-        return self._pool
 
 
 def _failed(name: str, kind: str, message: str) -> ImageResult:

@@ -1,0 +1,142 @@
+"""A Redis server as the layer cache, shared by every client and worker of a sweep.
+
+``--cache-backend redis://[:PASSWORD@]HOST:PORT/DB`` (``rediss://`` for TLS). The
+password comes from the URL or from ``LAYERLEAK_REDIS_PASSWORD``; it is never logged,
+printed or put in an error message (:meth:`describe` and ``repr`` leave it out).
+Entries are ``layerleak:layer:<key>`` (see :func:`cache_key`) holding the sealed
+serialised result, written with ``SET ... EX <expiry>``; a corrupt or tampered entry
+fails its checksum or its decoding and is ignored (and overwritten by the next complete
+scan). A server that cannot be reached costs time, never the scan: the first failure
+is recorded and the cache is not used for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from scanner.cachebackends.interface import (
+    DEFAULT_EXPIRY,
+    CacheBackend,
+    CacheBackendError,
+    CacheSpec,
+    seal,
+    storable,
+    unseal,
+)
+from scanner.results import LayerResult
+
+PASSWORD_ENV = "LAYERLEAK_REDIS_PASSWORD"
+PREFIX = "layerleak:layer:"
+SOCKET_TIMEOUT = 10.0
+MAX_ENTRY = 256 << 20  # bytes: a bigger value is not a layer result
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user name or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class RedisBackend(CacheBackend):
+    name = "redis"
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        signatures_digest: str,
+        analyzers: str,
+        expiry: float = DEFAULT_EXPIRY,
+        password: str | None = None,
+    ) -> None:
+        super().__init__(signatures_digest, analyzers)
+        scheme = urlsplit(url).scheme
+        if scheme not in ("redis", "rediss"):
+            raise CacheBackendError(f"cache backend {safe_url(url)}: not a redis:// URL")
+        try:
+            import redis
+        except ImportError:
+            raise CacheBackendError(
+                "--cache-backend redis:// needs the redis client: pip install 'layerleak[cluster]'"
+            ) from None
+        self.url = url
+        self.expiry = expiry
+        self._password = password if password is not None else os.environ.get(PASSWORD_ENV)
+        kwargs: dict[str, Any] = {
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": SOCKET_TIMEOUT,
+        }
+        if self._password and not urlsplit(url).password:
+            kwargs["password"] = self._password
+        self._client = redis.Redis.from_url(url, **kwargs)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self.broken: str | None = None  # why the server is no longer used
+
+    def __repr__(self) -> str:
+        return f"RedisBackend({safe_url(self.url)!r})"
+
+    def describe(self) -> str:
+        return f"redis {safe_url(self.url)}"
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        # The exception text of redis-py names host and port, not the password; keep
+        # only its class to be sure.
+        self.broken = f"{self.describe()}: {what} failed ({type(exc).__name__}); cache not used"
+        self.stats.errors.append(self.broken)
+
+    def get(self, digest: str) -> LayerResult | None:
+        if self.broken is not None:
+            self.stats.misses += 1
+            return None
+        key = self.key(digest)
+        try:
+            entry = self._client.get(PREFIX + key)
+        except self._errors as exc:
+            self._fail("GET", exc)
+            self.stats.misses += 1
+            return None
+        if entry is None:
+            self.stats.misses += 1
+            return None
+        try:
+            if not isinstance(entry, bytes) or len(entry) > MAX_ENTRY:
+                raise ValueError("not bytes, or too large")
+            result = LayerResult.from_bytes(unseal(key, entry), digest, cached=True)
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+            self.stats.errors.append(f"redis entry for {digest[:19]} ignored ({exc})")
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        return result
+
+    def put(self, result: LayerResult) -> bool:
+        if self.broken is not None or not storable(result):
+            return False
+        key = self.key(result.digest)
+        data = seal(key, result.to_bytes())
+        try:
+            if self.expiry > 0:
+                self._client.set(PREFIX + key, data, ex=max(1, int(self.expiry)))
+            else:
+                self._client.set(PREFIX + key, data)
+        except self._errors as exc:
+            self._fail("SET", exc)
+            return False
+        self.stats.writes += 1
+        return True
+
+    def spec(self) -> CacheSpec:
+        return CacheSpec(
+            self.url, self.signatures_digest, self.analyzers, self.expiry, self._password
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(*self._errors):
+            self._client.close()

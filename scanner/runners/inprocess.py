@@ -1,0 +1,22 @@
+"""Scan layers here, one after another, with the caller's detection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from scanner.detection import Detection
+from scanner.image import Layer
+from scanner.layer_scan import scan_layer
+from scanner.results import LayerResult
+from scanner.runners.interface import LayerRunner
+
+
+class InProcessRunner(LayerRunner):
+    name = "in-process"
+
+    def __init__(self, detection: Detection) -> None:
+        self.detection = detection
+
+    def run(self, layers: Sequence[Layer]) -> Iterator[tuple[Layer, LayerResult]]:
+        for layer in layers:
+            yield layer, scan_layer(layer, self.detection)

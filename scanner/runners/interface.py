@@ -1,0 +1,124 @@
+"""The layer runner seam: how the layer blobs of a scan are scanned.
+
+A :class:`LayerRunner` is given layers and yields ``(layer, LayerResult)`` as each one
+completes, in whatever order they finish. What it needs to build the detection is a
+:class:`DetectionSpec`: a small, picklable description (the user's rule files as text,
+the digest of the whole signature set, and ``reveal``). A worker builds its
+:class:`Detection` from the spec once and keeps it for every later layer; nothing is
+put in a module global before a fork.
+
+Implementations, one module each: :mod:`.inprocess` (here, one layer after another),
+:mod:`.pool` (local worker processes, the default) and :mod:`.cluster` (a Dask cluster).
+A layer that could not be scanned is a result with ``error`` set, never an exception
+and never lost.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from scanner.detection import Detection
+from scanner.errors import LayerleakError
+from scanner.image import Layer
+from scanner.layers import LayerIndex
+from scanner.results import LayerResult
+from scanner.signatures import SignatureSet
+
+
+class RunnerError(LayerleakError):
+    """A runner could not be set up (bad --cluster address, missing extra...)."""
+
+
+@dataclass(frozen=True)
+class DetectionSpec:
+    """What a worker needs to rebuild the scan's detection, and nothing more.
+
+    ``rule_files`` holds the user's extra rule files as ``(name, text)`` pairs (the
+    built-in rules ship with the package), so a worker on another machine needs no
+    access to the client's files; ``digest`` is the whole signature set's digest, which
+    the worker checks after loading (a worker with other built-in rules refuses).
+    """
+
+    rule_files: tuple[tuple[str, str], ...]
+    digest: str
+    reveal: bool = False
+
+    @classmethod
+    def from_files(
+        cls, files: Sequence[Path], signatures: SignatureSet, reveal: bool
+    ) -> DetectionSpec:
+        texts: list[tuple[str, str]] = []
+        for path in files:
+            items = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+            for item in items:
+                try:
+                    texts.append((item.name, item.read_text(encoding="utf-8")))
+                except OSError as exc:
+                    raise RunnerError(f"{item}: cannot read rule file: {exc.strerror}") from None
+        return cls(tuple(texts), signatures.digest, reveal)
+
+
+class LayerRunner(ABC):
+    """Scans layers; a context manager that releases its workers on exit."""
+
+    name: str = "?"
+
+    @abstractmethod
+    def run(self, layers: Sequence[Layer]) -> Iterator[tuple[Layer, LayerResult]]:
+        """Yield each layer with its result as it completes (every layer exactly once)."""
+
+    def accepts(self, layer: Layer) -> bool:
+        """True when this runner can scan ``layer`` (a cluster only reaches some blobs)."""
+        return True
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop workers (cancelling what is still running)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def failed_result(layer: Layer, message: str) -> LayerResult:
+    """The result of a layer that a worker could not scan at all."""
+    from scanner.layer_scan import layer_label
+
+    return LayerResult(layer.digest, [], LayerIndex(), error=f"{layer_label(layer)}: {message}")
+
+
+def detection_from_spec(spec: DetectionSpec) -> Detection:
+    """Build the detection a spec describes; RunnerError when its digest differs."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="layerleak-rules-") as tmp:
+        paths = []
+        for i, (name, text) in enumerate(spec.rule_files):
+            folder = Path(tmp) / str(i)
+            folder.mkdir()
+            path = folder / Path(name).name
+            path.write_text(text, encoding="utf-8")
+            paths.append(path)
+        signatures = SignatureSet.load(paths)
+    if signatures.digest != spec.digest:
+        raise RunnerError(
+            f"this worker's signature set is {signatures.digest[:19]}, the client's is "
+            f"{spec.digest[:19]}: install the same layerleak version on every worker"
+        )
+    return Detection(signatures, reveal=spec.reveal)
+
+
+def all_layers(runner: LayerRunner, layers: Iterable[Layer]) -> list[tuple[Layer, LayerResult]]:
+    """Every result of ``runner`` for ``layers`` (for tests and simple callers)."""
+    return list(runner.run(list(layers)))

@@ -1,0 +1,56 @@
+"""What runs inside a worker process (a local pool worker or a Dask worker).
+
+A worker keeps one :class:`Detection` per spec digest, built on first use from the
+:class:`DetectionSpec` it was sent (never inherited through a module global set before
+a fork), and one cache backend per :class:`CacheSpec`. :func:`scan_task` is the task a
+Dask worker runs for a layer: look in the shared cache, else scan, store a complete
+result, and return the result in its one serialised form.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from scanner.cachebackends.interface import CacheBackend, CacheSpec
+from scanner.detection import Detection
+from scanner.image import Layer
+from scanner.layer_scan import scan_layer
+from scanner.runners.interface import DetectionSpec, detection_from_spec
+
+# Built lazily inside the worker, keyed by what they were built from.
+_detections: dict[DetectionSpec, Detection] = {}
+_caches: dict[CacheSpec, CacheBackend] = {}
+_lock = threading.Lock()
+
+
+def detection_for(spec: DetectionSpec) -> Detection:
+    with _lock:
+        detection = _detections.get(spec)
+        if detection is None:
+            detection = _detections[spec] = detection_from_spec(spec)
+        return detection
+
+
+def cache_for(spec: CacheSpec) -> CacheBackend:
+    from scanner.cachebackends import open_spec
+
+    with _lock:
+        cache = _caches.get(spec)
+        if cache is None:
+            cache = _caches[spec] = open_spec(spec)
+        return cache
+
+
+def scan_task(
+    spec: DetectionSpec, layer: Layer, cache_spec: CacheSpec | None
+) -> tuple[bool, bytes]:
+    """Scan one layer (or find it in the shared cache): ``(from_cache, result bytes)``."""
+    cache = cache_for(cache_spec) if cache_spec is not None and not spec.reveal else None
+    if cache is not None:
+        hit = cache.get(layer.digest)
+        if hit is not None:
+            return True, hit.to_bytes()
+    result = scan_layer(layer, detection_for(spec))
+    if cache is not None:
+        cache.put(result)
+    return False, result.to_bytes()
