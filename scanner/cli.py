@@ -122,6 +122,8 @@ def scan(ctx: click.Context, **args: object) -> None:
     report = scanner.scan_all(sources)
     if progress is not None:
         progress.clear()
+    for note in scanner.notes:
+        click.echo(f"layerleak: warning: {note}", err=True)
     finish_and_warn(report, triage, reveal)
     output = args["output"]
     name, color = pick_format(args["fmt"], output)  # type: ignore[arg-type]

@@ -160,7 +160,10 @@ class Scanner:
     @property
     def notes(self) -> list[str]:
         """Things the user should know about how the run went (for standard error)."""
-        return list(self._remote.notes) if self._remote is not None else []
+        notes = list(self._remote.notes) if self._remote is not None else []
+        if self.cache is not None and self.cache.broken is not None:
+            notes.append(self.cache.broken)
+        return notes
 
     def _image_context(self) -> ImageContext:
         path = self.options.dockerfile

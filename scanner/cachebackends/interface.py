@@ -98,6 +98,7 @@ class CacheBackend(ABC):
         self.signatures_digest = signatures_digest
         self.analyzers = analyzers
         self.stats = CacheStats()
+        self.broken: str | None = None  # why the backend stopped being used, if it did
 
     def key(self, digest: str) -> str:
         return cache_key(digest, self.signatures_digest, self.analyzers)

@@ -44,6 +44,19 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def without_password(url: str) -> str:
+    """``url`` with the password removed (the user name, if any, kept)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    user = f"{parts.username}@" if parts.username else ""
+    netloc = user + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
 class RedisBackend(CacheBackend):
     name = "redis"
     shared = True
@@ -68,7 +81,9 @@ class RedisBackend(CacheBackend):
             ) from None
         self.url = url
         self.expiry = expiry
-        self._password = password if password is not None else os.environ.get(PASSWORD_ENV)
+        if password is None:
+            password = urlsplit(url).password or os.environ.get(PASSWORD_ENV)
+        self._password = password
         kwargs: dict[str, Any] = {
             "socket_timeout": SOCKET_TIMEOUT,
             "socket_connect_timeout": SOCKET_TIMEOUT,
@@ -77,7 +92,6 @@ class RedisBackend(CacheBackend):
             kwargs["password"] = self._password
         self._client = redis.Redis.from_url(url, **kwargs)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self.broken: str | None = None  # why the server is no longer used
 
     def __repr__(self) -> str:
         return f"RedisBackend({safe_url(self.url)!r})"
@@ -134,7 +148,11 @@ class RedisBackend(CacheBackend):
 
     def spec(self) -> CacheSpec:
         return CacheSpec(
-            self.url, self.signatures_digest, self.analyzers, self.expiry, self._password
+            without_password(self.url),
+            self.signatures_digest,
+            self.analyzers,
+            self.expiry,
+            self._password,
         )
 
     def close(self) -> None:

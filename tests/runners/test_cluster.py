@@ -1,0 +1,278 @@
+"""The Dask runner against real processes: ``dask scheduler`` + two ``dask worker``
+processes on 127.0.0.1, a ``local:2`` cluster, the real registry and redis-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import pytest
+from click.testing import CliRunner
+
+from bench.fleet import FleetShape, build_fleet
+from scanner.cli import main
+from scanner.image import BlobOpener, Layer
+from scanner.results import LayerResult
+from scanner.runners import ClusterOptions, DaskRunner, DetectionSpec, RunnerError
+from scanner.runners.cluster import is_loopback
+from scanner.scan import Scanner, ScanOptions
+from scanner.signatures import SignatureSet
+from scanner.sources.interface import SourceOptions
+from scanner.sources.resolve import resolve
+from tests.infra.dask_cluster import DaskCluster, executed_counts
+from tests.infra.plugin import unique_repo
+from tests.infra.redis_server import RedisServer
+from tests.infra.registry import Registry
+
+pytest.importorskip("distributed")
+
+SHAPE = FleetShape(
+    bases=2, apps_per_base=2, releases=2, base_bytes=384 << 10, app_bytes=48 << 10, real_files=False
+)
+
+
+@pytest.fixture(scope="module")
+def fleet(registry_anonymous: Registry, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Eight images on two shared bases, pushed to the registry (one repository per app)."""
+    layout = tmp_path_factory.mktemp("fleet") / "layout"
+    refs = build_fleet(layout, SHAPE)
+    prefix = unique_repo("fleet")
+    out = []
+    for ref in refs:
+        tag = ref.rsplit(":", 1)[1]
+        app, release = tag.rsplit("-", 1)
+        registry_anonymous.push_oci_layout(layout, f"{prefix}/{app}", tag)
+        out.append(f"{registry_anonymous.url}/{prefix}/{app}:{tag}")
+        assert release.startswith("r")
+    return out
+
+
+def summary(results: list[Any]) -> list[tuple[object, ...]]:
+    return [
+        (
+            r.name,
+            [
+                (f.fingerprint, f.platform, f.location.layer_index, f.status.describe())
+                for f in r.findings
+            ],
+            [p.message for p in r.problems],
+        )
+        for r in results
+    ]
+
+
+def spec() -> DetectionSpec:
+    return DetectionSpec((), SignatureSet.load(()).digest, False)
+
+
+def registry_layers(refs: list[str]) -> list[Layer]:
+    seen: dict[str, Layer] = {}
+    for ref in refs:
+        with resolve(ref, SourceOptions()) as source:
+            for layer in source.load().platforms[0].layers:
+                seen.setdefault(layer.digest, layer)
+    return list(seen.values())
+
+
+def test_scheduler_and_worker_processes_scan_the_sweep_like_a_local_run(
+    dask_cluster: DaskCluster, fleet: list[str]
+) -> None:
+    before = executed_counts(dask_cluster.address)
+    options = ScanOptions(use_cache=False, cluster=ClusterOptions(dask_cluster.address))
+    with Scanner(options) as remote:
+        there = remote.scan_many(fleet)
+    with Scanner(ScanOptions(use_cache=False, jobs=2)) as local:
+        here = local.scan_many(fleet)
+    assert summary(there) == summary(here)
+    assert any(r.findings for r in there) and not any(r.problems for r in there)
+    distinct = 2 * SHAPE.bases + 2 * SHAPE.images
+    assert remote.stats.scanned == distinct and remote.stats.reused == 0
+    after = executed_counts(dask_cluster.address)
+    ran = {w: after[w] - before.get(w, 0) for w in after}
+    assert sum(ran.values()) == distinct  # every distinct layer once, on the workers
+    assert len(ran) == 2 and all(n > 0 for n in ran.values()), ran
+
+
+@dataclass(frozen=True)
+class DyingOpener(BlobOpener):
+    """Kills the Dask worker process that opens it: the first time only (``mark`` then
+    exists), or every time."""
+
+    inner: BlobOpener
+    mark: str
+    always: bool = False
+
+    def open(self) -> BinaryIO:
+        if self.always or not os.path.exists(self.mark):
+            Path(self.mark).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.open()
+
+    def describe(self) -> str:
+        return "a blob whose reader dies"
+
+
+def test_killed_worker_gets_the_layer_rescheduled_and_nothing_is_lost(
+    dask_cluster: DaskCluster, fleet: list[str], tmp_path: Path
+) -> None:
+    layers = registry_layers(fleet[:4])
+    victim = replace(layers[0], opener=DyingOpener(layers[0].opener, str(tmp_path / "once")))
+    todo = [victim, *layers[1:]]
+    options = ClusterOptions(dask_cluster.address, shared_path=True)
+    with DaskRunner(options, spec()) as runner:
+        results = dict((layer.digest, r) for layer, r in runner.run(todo))
+    assert (tmp_path / "once").exists()  # a worker did die on it
+    assert set(results) == {layer.digest for layer in todo}
+    assert all(r.complete for r in results.values()), [r.error for r in results.values()]
+
+
+def test_layer_whose_worker_dies_twice_is_an_error(
+    dask_cluster: DaskCluster, fleet: list[str], tmp_path: Path
+) -> None:
+    layers = registry_layers(fleet[:2])
+    doomed = replace(
+        layers[1], opener=DyingOpener(layers[1].opener, str(tmp_path / "x"), always=True)
+    )
+    options = ClusterOptions(dask_cluster.address, shared_path=True)
+    with DaskRunner(options, spec()) as runner:
+        results = dict((layer.digest, r) for layer, r in runner.run([layers[0], doomed]))
+    assert results[layers[0].digest].complete
+    error = results[doomed.digest].error
+    assert error is not None and "died twice" in error and "layer 1" in error
+
+
+def test_credentials_never_go_to_a_plain_tcp_scheduler_on_another_host(
+    registry_basic: Registry, tmp_path: Path
+) -> None:
+    from tests.registry import push_fixture
+
+    ref, _ = push_fixture(registry_basic, "deleted_secret", tmp_path)
+    user, password = registry_basic.reader_username, registry_basic.reader_password
+    assert user is not None and password is not None
+    source = SourceOptions(username=user, password=password)
+    with resolve(ref, source) as src:
+        layers = src.load().platforms[0].layers
+    remote = ClusterOptions("tcp://192.0.2.10:8786")  # TEST-NET-1: never reachable
+    assert not remote.private_link and not is_loopback("192.0.2.10")
+    with DaskRunner(remote, spec()) as runner:
+        results = list(runner.run(layers))
+        assert runner._client is None  # refused before any connection
+    assert all(r.error and "--allow-insecure-cluster" in r.error for _, r in results)
+    # Through the command line: exit 3, the reason on stderr, the password nowhere.
+    out = CliRunner().invoke(
+        main,
+        [
+            "scan",
+            ref,
+            "--format",
+            "json",
+            "--no-cache",
+            "--username",
+            user,
+            "--password-stdin",
+            "--cluster",
+            "tcp://192.0.2.10:8786",
+        ],
+        input=password,
+    )
+    assert out.exit_code == 3, out.output
+    assert "plain tcp" in out.stderr and password not in out.output
+    # Loopback and TLS links are private; the flag allows the rest.
+    assert ClusterOptions("tcp://127.0.0.1:8786").private_link
+    assert ClusterOptions("tls://sched.example:8786").private_link
+    assert ClusterOptions("local:2").private_link
+    assert DaskRunner(ClusterOptions(remote.address, allow_insecure=True), spec())._secrets_ok
+
+
+def test_cluster_addresses_are_checked() -> None:
+    for bad in ("local:0", "local:x", "http://h:1", "tcp://:8786"):
+        with pytest.raises(RunnerError):
+            DaskRunner(ClusterOptions(bad), spec())
+    with pytest.raises(RunnerError, match="tls://"):
+        DaskRunner(ClusterOptions("tcp://127.0.0.1:1", tls_ca=Path("/ca.pem")), spec())
+    out = CliRunner().invoke(main, ["scan", "x", "--cluster", "udp://h:1"])
+    assert out.exit_code == 2 and "tcp://HOST:PORT" in out.output
+    out = CliRunner().invoke(main, ["scan", "x", "--shared-path"])
+    assert out.exit_code == 2 and "needs --cluster" in out.output
+
+
+def test_stopping_the_sweep_cancels_the_futures(
+    dask_cluster: DaskCluster, fleet: list[str], tmp_path: Path
+) -> None:
+    layers = registry_layers(fleet[:2])
+    slow = [replace(layer, opener=SlowOpener(layer.opener, 2.0)) for layer in layers[1:]]
+    options = ClusterOptions(dask_cluster.address, shared_path=True)
+    with DaskRunner(options, spec()) as runner:
+        stream = cast(Generator[tuple[Layer, LayerResult]], runner.run([layers[0], *slow]))
+        first = next(stream)
+        assert first[1].complete
+        stream.close()  # what Ctrl-C does to the loop reading the results
+        client = runner.client
+        deadline = time.monotonic() + 10
+        while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)):
+            assert time.monotonic() < deadline, "futures still on the scheduler"
+            time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class SlowOpener(BlobOpener):
+    inner: BlobOpener
+    seconds: float
+
+    def open(self) -> BinaryIO:
+        time.sleep(self.seconds)
+        return self.inner.open()
+
+    def describe(self) -> str:
+        return "a slow blob"
+
+
+def test_local2_sweep_equals_a_local_run_and_redis_remembers_it(
+    redis_server: RedisServer, fleet: list[str], tmp_path: Path
+) -> None:
+    """`--cluster local:2` with a Redis cache gives the local run's report, finding for
+    finding; a second sweep by another client without any local cache scans nothing."""
+    refs = tmp_path / "refs.txt"
+    refs.write_text("\n".join(fleet) + "\n")
+    db = f"{redis_server.url[:-2]}/{1 + uuid.uuid4().int % 14}"
+    runner = CliRunner()
+    base = ["scan", "--from-file", str(refs), "--format", "json", "-q"]
+    local = runner.invoke(main, [*base, "--no-cache"])
+    swept = runner.invoke(main, [*base, "--cluster", "local:2", "--cache-backend", db])
+    again = runner.invoke(main, [*base, "--cluster", "local:2", "--cache-backend", db])
+    assert local.exit_code == swept.exit_code == again.exit_code == 1, swept.output
+    docs = [json.loads(r.stdout) for r in (local, swept, again)]
+
+    def findings(doc: dict[str, Any]) -> list[tuple[object, ...]]:
+        return [
+            (i["name"], f["fingerprint"], f["status"]["state"], f["location"]["layer_index"])
+            for i in doc["images"]
+            for f in i["findings"]
+        ]
+
+    assert findings(docs[0]) == findings(docs[1]) == findings(docs[2])
+    assert findings(docs[0])
+    assert docs[1]["complete"] and docs[2]["complete"]
+
+    def cached(doc: dict[str, Any]) -> dict[str, bool]:
+        return {
+            layer["digest"]: layer["cached"]
+            for i in doc["images"]
+            for p in i["platforms"]
+            for layer in p["layers"]
+        }
+
+    distinct = 2 * SHAPE.bases + 2 * SHAPE.images
+    assert len(cached(docs[1])) == distinct and not any(cached(docs[1]).values())
+    assert all(cached(docs[2]).values())  # the second sweep scanned nothing
+    number = int(db.rsplit("/", 1)[1])
+    import redis
+
+    assert redis.Redis(port=redis_server.port, db=number).dbsize() == distinct  # once each
