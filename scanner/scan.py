@@ -8,10 +8,11 @@ everything that could not be scanned as a problem.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -116,6 +117,7 @@ class Scanner:
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
         self._context = self._image_context()
         self._progress = progress
+        self._owner = True  # False for a sibling: it shares runners and cache, never closes them
         self.jobs = options.jobs if options.jobs > 0 else default_jobs()
         self.stats = LayerStats()
         self.cache: CacheBackend | None = None
@@ -150,7 +152,17 @@ class Scanner:
     ) -> None:
         self.close()
 
+    def sibling(self, source: SourceOptions) -> Scanner:
+        """A scanner with other source options (another registry credential) sharing
+        this one's detection, runners, cache, statistics and scanned layers."""
+        other = copy.copy(self)
+        other.options = replace(self.options, source=source)
+        other._owner = False
+        return other
+
     def close(self) -> None:
+        if not self._owner:
+            return
         for runner in (self._local, self._remote):
             if runner is not None:
                 runner.close()

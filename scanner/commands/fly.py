@@ -33,6 +33,7 @@ from scanner.fly.machines import (
     FlyUsageError,
     MachinesClient,
 )
+from scanner.fly.org import org_summary_line, render_org, scan_org
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
 from scanner.results import ImageResult
 from scanner.scan import Scanner
@@ -48,7 +49,13 @@ not be fully scanned.
 
 
 @click.command("fly", epilog=EPILOG)
-@click.argument("app")
+@click.argument("app", required=False)
+@click.option(
+    "--org",
+    metavar="SLUG",
+    help="Scan every app of this Fly.io organization instead of one APP: apps from "
+    "GET /v1/apps?org_slug=SLUG, images deduplicated across apps, one section per app.",
+)
 @click.option(
     "--token",
     envvar=list(TOKEN_ENV),
@@ -70,7 +77,8 @@ not be fully scanned.
 @gate_options
 @output_options(FLY_FORMATS)
 def fly_command(
-    app: str,
+    app: str | None,
+    org: str | None,
     token: str | None,
     api_url: str,
     fail_on: str,
@@ -87,6 +95,8 @@ def fly_command(
     deduplicated by digest and each is scanned once from its registry. The report
     says, per image, which Machines, process groups and regions run it.
     """
+    if (app is None) == (org is None):
+        raise click.UsageError("give an APP or --org SLUG (not both)")
     gate = make_gate(fail_on, fail_on_category, exit_zero)
     options = options_from_cli(scan_args, gate.fail_on)
     triage, options, reveal = triage_and_options(scan_args, options)
@@ -107,10 +117,45 @@ def fly_command(
             if fly and token:
                 # registry.fly.io takes user "x" and the Fly token; no other registry sees it.
                 source = replace(options.source, username=FLY_REGISTRY_USER, password=token.strip())
-                scanners["fly"] = Scanner(
-                    replace(options, source=source), detection=scanners["default"].detection
-                )
+                scanners["fly"] = scanners["default"].sibling(source)
         return scanners[key]
+
+    def scan_images(images: list[DeployedImage]) -> dict[str, ImageResult]:
+        """Every distinct image of a sweep, fanned out together per credential."""
+        groups: dict[int, tuple[Scanner, list[DeployedImage]]] = {}
+        for image in images:
+            scanner = scanner_for(image)
+            groups.setdefault(id(scanner), (scanner, []))[1].append(image)
+        results: dict[str, ImageResult] = {}
+        for scanner, group in groups.values():
+            if not quiet:
+                click.echo(f"layerleak fly: scanning {len(group)} image(s)", err=True)
+            for image, result in zip(group, scanner.scan_many([i.ref for i in group]), strict=True):
+                results[image.ref] = result
+        return results
+
+    if org is not None:
+        try:
+            swept = scan_org(org, client, scan_images, fail_on=gate.fail_on, reveal=reveal)
+        except FlyUsageError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except FlyError as exc:
+            fail(str(exc), EXIT_INCOMPLETE)
+        finally:
+            client.close()
+            for scanner in scanners.values():
+                scanner.close()
+        finish_and_warn(swept.report, triage, reveal)
+        name, color = pick_format(fmt, output)
+        emit(render_org(swept, name, color), output)
+        for message in swept.errors:
+            click.echo(f"layerleak: error: {message}", err=True)
+        for problem in swept.report.problems:
+            click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
+        if not quiet:
+            click.echo(org_summary_line(swept), err=True)
+        sys.exit(gate.fly_exit_code(swept.report, swept.api_complete))
+    assert app is not None
 
     def scan_one(image: DeployedImage) -> ImageResult:
         if not quiet:
