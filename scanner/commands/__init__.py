@@ -356,6 +356,12 @@ def make_scanner(options: ScanOptions) -> Scanner:
         fail(str(exc), EXIT_USAGE)
 
 
+def warn_notes(scanner: Scanner) -> None:
+    """What the scanner wants the user to know (a cache it stopped using...), on stderr."""
+    for note in scanner.notes:
+        click.echo(f"layerleak: warning: {note}", err=True)
+
+
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"layerleak: error: {message}", err=True)
     sys.exit(code)

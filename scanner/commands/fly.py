@@ -22,6 +22,7 @@ from scanner.commands import (
     scan_options,
     triage_and_options,
     triage_options,
+    warn_notes,
 )
 from scanner.fly import FLY_FORMATS, is_fly_registry, render, scan_app, summary_line
 from scanner.fly.machines import (
@@ -145,6 +146,8 @@ def fly_command(
             client.close()
             for scanner in scanners.values():
                 scanner.close()
+        if "default" in scanners:
+            warn_notes(scanners["default"])
         finish_and_warn(swept.report, triage, reveal)
         name, color = pick_format(fmt, output)
         emit(render_org(swept, name, color), output)
@@ -163,7 +166,9 @@ def fly_command(
         return scanner_for(image).scan(image.ref)
 
     try:
-        result = scan_app(app, client, scan_one, fail_on=gate.fail_on, reveal=reveal)
+        result = scan_app(
+            app, client, scan_one, fail_on=gate.fail_on, reveal=reveal, scan_images=scan_images
+        )
     except FlyUsageError as exc:
         fail(str(exc), EXIT_USAGE)
     except FlyError as exc:
@@ -172,6 +177,8 @@ def fly_command(
         client.close()
         for scanner in scanners.values():
             scanner.close()
+    if "default" in scanners:
+        warn_notes(scanners["default"])
     finish_and_warn(result.report, triage, reveal)
     name, color = pick_format(fmt, output)
     emit(render(result, name, color), output)

@@ -22,6 +22,7 @@ from scanner.commands import (
     scan_options,
     triage_and_options,
     triage_options,
+    warn_notes,
 )
 from scanner.commands.batch import read_refs
 from scanner.errors import LayerleakError, UsageError
@@ -139,6 +140,7 @@ def timeline_command(
                 many=len(repositories) > 1,
             )
             timelines.append(timeline)
+    warn_notes(scanner)
     fmt_name, color = pick_format(fmt, output)
     if len(timelines) == 1:
         emit(render(timelines[0], fmt_name, gate, color), output)
