@@ -119,6 +119,21 @@ class CacheBackend(ABC):
     def put(self, result: LayerResult) -> bool:
         """Remember a complete result; False when it was not written."""
 
+    def claim(self, digest: str, token: str) -> bool:
+        """Take the right to scan a layer (False: someone else is scanning it now).
+
+        Shared backends use it so that two sweeps running at once do not scan the same
+        layer twice; ``token`` names the task (a retried task takes its own claim back).
+        """
+        return True
+
+    def release(self, digest: str, token: str) -> None:  # noqa: B027 - optional hook
+        """Give a claim up (after the result was stored, or the scan failed)."""
+
+    def wait_for(self, digest: str, timeout: float) -> LayerResult | None:
+        """The result another claimant stores within ``timeout`` seconds, else None."""
+        return None
+
     def spec(self) -> CacheSpec | None:
         """How a worker opens this backend, or None when workers cannot share it."""
         return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +31,11 @@ from scanner.results import LayerResult
 
 PASSWORD_ENV = "LAYERLEAK_REDIS_PASSWORD"
 PREFIX = "layerleak:layer:"
+CLAIM_PREFIX = "layerleak:claim:"
+CLAIM_SECONDS = 900  # a claim whose holder died lapses after this
+POLL_SECONDS = 0.2
+# Delete a claim only when it is still ours.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 SOCKET_TIMEOUT = 10.0
 MAX_ENTRY = 256 << 20  # bytes: a bigger value is not a layer result
 
@@ -145,6 +151,44 @@ class RedisBackend(CacheBackend):
             return False
         self.stats.writes += 1
         return True
+
+    def claim(self, digest: str, token: str) -> bool:
+        if self.broken is not None:
+            return True
+        name = CLAIM_PREFIX + self.key(digest)
+        try:
+            if self._client.set(name, token, nx=True, ex=CLAIM_SECONDS):
+                return True
+            return bool(self._client.get(name) == token.encode())  # our own earlier attempt
+        except self._errors as exc:
+            self._fail("claim", exc)
+            return True
+
+    def release(self, digest: str, token: str) -> None:
+        if self.broken is not None:
+            return
+        try:
+            self._client.eval(_RELEASE, 1, CLAIM_PREFIX + self.key(digest), token)
+        except self._errors as exc:
+            self._fail("release", exc)
+
+    def wait_for(self, digest: str, timeout: float) -> LayerResult | None:
+        """Poll until the entry appears, the claim goes away, or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        claim = CLAIM_PREFIX + self.key(digest)
+        while self.broken is None and time.monotonic() < deadline:
+            try:
+                present = self._client.exists(PREFIX + self.key(digest))
+                claimed = self._client.exists(claim)
+            except self._errors as exc:
+                self._fail("wait", exc)
+                return None
+            if present:
+                return self.get(digest)
+            if not claimed:
+                return None  # the claimant gave up without a complete result
+            time.sleep(POLL_SECONDS)
+        return None
 
     def spec(self) -> CacheSpec:
         return CacheSpec(

@@ -29,6 +29,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from scanner.sources.registry import RegistryBlobOpener
 ENV_CLUSTER = "LAYERLEAK_CLUSTER"
 CONNECT_TIMEOUT = 30.0
 ALLOWED_FAILURES = 1  # a task is tried again once after its worker died, then it fails
+POLL_SECONDS = 2.0
+LOST_AFTER = 60.0  # seconds without a scheduler before the pending layers are given up
 INSTALL_HINT = "--cluster needs Dask distributed: pip install 'layerleak[cluster]'"
 
 
@@ -130,6 +133,7 @@ class DaskRunner(LayerRunner):
         self.cache_spec = cache_spec
         self._cluster: Any = None
         self._client: Any = None
+        self.lost_after = LOST_AFTER
         self.notes: list[str] = []
         if cache_spec is not None and cache_spec.password and not self._secrets_ok:
             self.cache_spec = None
@@ -200,37 +204,64 @@ class DaskRunner(LayerRunner):
                 sendable.append(layer)
         if not sendable:
             return
-        from distributed import as_completed
+        from distributed import wait
 
         client = self.client
         run_id = uuid.uuid4().hex[:8]
-        futures = {
-            client.submit(
-                scan_task,
-                self.spec,
-                layer,
-                self.cache_spec,
-                key=f"layerleak-{layer.digest[7:23]}-{run_id}-{i}",
-                pure=False,
-                retries=1,
-            ): layer
-            for i, layer in enumerate(sendable)
-        }
+        futures = {}
+        for i, layer in enumerate(sendable):
+            key = f"layerleak-{layer.digest[7:23]}-{run_id}-{i}"
+            future = client.submit(
+                scan_task, self.spec, layer, self.cache_spec, key, key=key, pure=False, retries=1
+            )
+            futures[future] = layer
         pending = set(futures)
+        lost_since: float | None = None
         try:
-            for future in as_completed(futures):
-                pending.discard(future)
-                layer = futures[future]
-                yield layer, self._result(future, layer)
+            while pending:
+                try:
+                    done, pending = wait(
+                        pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED"
+                    )
+                    connected = True
+                except TimeoutError:
+                    done, connected = set(), True
+                except Exception:  # the scheduler cannot be reached, futures were cancelled...
+                    done = {f for f in pending if f.status in ("cancelled", "error", "finished")}
+                    pending -= done
+                    connected = False
+                for future in done:
+                    yield futures[future], self._result(future, futures[future])
+                if done or (connected and client.status == "running"):
+                    lost_since = None
+                    continue
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since > self.lost_after:
+                    message = (
+                        f"the connection to the Dask scheduler {self.options.address} was "
+                        f"lost for {self.lost_after:.0f}s; the layer was not scanned"
+                    )
+                    for future in pending:
+                        yield futures[future], failed_result(futures[future], message)
+                    pending = set()
         except BaseException:
-            client.cancel(list(pending))  # Ctrl-C, or the caller stopped reading
+            with contextlib.suppress(Exception):  # the scheduler may be gone already
+                client.cancel(list(pending))  # Ctrl-C, or the caller stopped reading
             raise
 
     def _result(self, future: Any, layer: Layer) -> LayerResult:
+        from concurrent.futures import CancelledError
+
         from distributed import KilledWorker
 
         try:
             from_cache, data = future.result()
+        except CancelledError:
+            return failed_result(
+                layer,
+                f"the Dask scheduler {self.options.address} dropped the task (connection lost); "
+                "the layer was not scanned",
+            )
         except KilledWorker:
             return failed_result(
                 layer,

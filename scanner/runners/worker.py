@@ -41,16 +41,32 @@ def cache_for(spec: CacheSpec) -> CacheBackend:
         return cache
 
 
+CLAIM_WAIT = 600.0  # seconds to wait for another sweep scanning the same layer
+
+
 def scan_task(
-    spec: DetectionSpec, layer: Layer, cache_spec: CacheSpec | None
+    spec: DetectionSpec,
+    layer: Layer,
+    cache_spec: CacheSpec | None,
+    token: str = "",
 ) -> tuple[bool, bytes]:
-    """Scan one layer (or find it in the shared cache): ``(from_cache, result bytes)``."""
+    """Scan one layer (or find it in the shared cache): ``(from_cache, result bytes)``.
+
+    With a shared cache the layer is claimed first; when another task (of this sweep or
+    another one running at the same time) holds the claim, this one waits for its
+    result instead of scanning the same bytes again.
+    """
     cache = cache_for(cache_spec) if cache_spec is not None and not spec.reveal else None
-    if cache is not None:
-        hit = cache.get(layer.digest)
-        if hit is not None:
-            return True, hit.to_bytes()
-    result = scan_layer(layer, detection_for(spec))
-    if cache is not None:
+    if cache is None:
+        return False, scan_layer(layer, detection_for(spec)).to_bytes()
+    hit = cache.get(layer.digest)
+    if hit is None and not cache.claim(layer.digest, token):
+        hit = cache.wait_for(layer.digest, CLAIM_WAIT)
+    if hit is not None:
+        return True, hit.to_bytes()
+    try:
+        result = scan_layer(layer, detection_for(spec))
         cache.put(result)
+    finally:
+        cache.release(layer.digest, token)
     return False, result.to_bytes()

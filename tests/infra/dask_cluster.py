@@ -65,6 +65,7 @@ def start_dask(base: Path, workers: int = 2) -> DaskCluster:
         raise DaskUnavailable("the dask command is not installed (pip install distributed)")
     base.mkdir(parents=True, exist_ok=True)
     scheduler_file = base / "scheduler.json"
+    scheduler_file.unlink(missing_ok=True)  # never read a stale address
     env = dict(os.environ)
     env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)

@@ -235,10 +235,11 @@ class SlowOpener(BlobOpener):
 
 
 def test_local2_sweep_equals_a_local_run_and_redis_remembers_it(
-    redis_server: RedisServer, fleet: list[str], tmp_path: Path
+    redis_server: RedisServer, dask_cluster: DaskCluster, fleet: list[str], tmp_path: Path
 ) -> None:
     """`--cluster local:2` with a Redis cache gives the local run's report, finding for
-    finding; a second sweep by another client without any local cache scans nothing."""
+    finding; a second sweep by another client without any local cache (through the
+    scheduler processes) scans nothing."""
     refs = tmp_path / "refs.txt"
     refs.write_text("\n".join(fleet) + "\n")
     db = f"{redis_server.url[:-2]}/{1 + uuid.uuid4().int % 14}"
@@ -246,7 +247,7 @@ def test_local2_sweep_equals_a_local_run_and_redis_remembers_it(
     base = ["scan", "--from-file", str(refs), "--format", "json", "-q"]
     local = runner.invoke(main, [*base, "--no-cache"])
     swept = runner.invoke(main, [*base, "--cluster", "local:2", "--cache-backend", db])
-    again = runner.invoke(main, [*base, "--cluster", "local:2", "--cache-backend", db])
+    again = runner.invoke(main, [*base, "--cluster", dask_cluster.address, "--cache-backend", db])
     assert local.exit_code == swept.exit_code == again.exit_code == 1, swept.output
     docs = [json.loads(r.stdout) for r in (local, swept, again)]
 
@@ -276,3 +277,69 @@ def test_local2_sweep_equals_a_local_run_and_redis_remembers_it(
     import redis
 
     assert redis.Redis(port=redis_server.port, db=number).dbsize() == distinct  # once each
+
+
+def test_two_sweeps_at_once_scan_each_layer_once(
+    dask_cluster: DaskCluster, redis_server: RedisServer, fleet: list[str]
+) -> None:
+    """Two clients sweep the same layers at the same moment through one Redis: a layer
+    one of them is scanning is waited for by the other, never scanned twice."""
+    import threading
+
+    from scanner.analyzers.builtin import analyzers_version
+    from scanner.cachebackends.redis import RedisBackend
+
+    redis_server.client().flushall()
+    layers = [
+        replace(layer, opener=SlowOpener(layer.opener, 0.3)) for layer in registry_layers(fleet[:3])
+    ]
+    cache = RedisBackend(redis_server.url, spec().digest, analyzers_version())
+    options = ClusterOptions(dask_cluster.address, shared_path=True)
+    outcomes: list[dict[str, bool]] = [{}, {}]
+
+    def sweep(n: int) -> None:
+        with DaskRunner(options, spec(), cache.spec()) as runner:
+            outcomes[n] = {layer.digest: r.cached for layer, r in runner.run(layers)}
+
+    threads = [threading.Thread(target=sweep, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(outcomes[0]) == set(outcomes[1]) == {layer.digest for layer in layers}
+    scans = {d: [not o[d] for o in outcomes].count(True) for d in outcomes[0]}
+    assert set(scans.values()) == {1}, scans  # exactly one sweep scanned each layer
+    assert not redis_server.client().keys("layerleak:claim:*")  # every claim released
+
+
+def test_losing_the_scheduler_mid_sweep_fails_the_layers_instead_of_hanging(
+    fleet: list[str], cluster_base: Path
+) -> None:
+    import threading
+
+    from tests.infra.dask_cluster import start_dask
+
+    own = start_dask(cluster_base / f"lost-{uuid.uuid4().hex[:6]}", workers=1)
+    try:
+        layers = [
+            replace(layer, opener=SlowOpener(layer.opener, 3.0))
+            for layer in registry_layers(fleet[:1])
+        ]
+        runner = DaskRunner(ClusterOptions(own.address, shared_path=True), spec())
+        runner.lost_after = 5
+        _ = runner.client  # connected before the scheduler goes away
+
+        def kill_all() -> None:
+            for proc in [own.scheduler, *own.workers]:
+                proc.kill()
+
+        killer = threading.Timer(1.0, kill_all)
+        killer.start()
+        began = time.monotonic()
+        results = list(runner.run(layers))
+        runner.close()
+    finally:
+        own.stop()
+    assert time.monotonic() - began < 60
+    assert {layer.digest for layer, _ in results} == {layer.digest for layer in layers}
+    assert all(r.error and "scheduler" in r.error for _, r in results)
