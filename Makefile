@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench fixtures clean
+.PHONY: install system-deps demo test lint format bench bench-sweep fixtures clean
 
 install: $(STAMP)
 
@@ -48,3 +48,8 @@ clean:
 # measures floor, cold scan, warm re-scan and trivy (when installed) in one run.
 bench: install
 	$(PY) -m bench.run
+
+# Sweep benchmark (not a test): a fleet of images sharing base layers, scanned with 1 and 2
+# local workers, through a local Dask cluster and through the directory and Redis caches.
+bench-sweep: install
+	$(PY) -m bench.sweep
