@@ -128,12 +128,18 @@ class DaskRunner(LayerRunner):
         cache_spec: CacheSpec | None = None,
     ) -> None:
         options.check()
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            raise RunnerError(INSTALL_HINT)
         self.options = options
         self.spec = spec
         self.cache_spec = cache_spec
         self._cluster: Any = None
         self._client: Any = None
         self.lost_after = LOST_AFTER
+        self.connect_timeout = CONNECT_TIMEOUT
+        self._connect_error: str | None = None
         self.notes: list[str] = []
         if cache_spec is not None and cache_spec.password and not self._secrets_ok:
             self.cache_spec = None
@@ -188,9 +194,10 @@ class DaskRunner(LayerRunner):
                     )
                 return Client(self._cluster, timeout=CONNECT_TIMEOUT)
             return Client(self.options.address, security=self._security(), timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ValueError) as exc:
+        except Exception as exc:  # OSError, TimeoutError, TLS errors, bad configuration...
             raise RunnerError(
-                f"cannot reach the Dask scheduler at {self.options.address} ({exc})"
+                f"cannot use the Dask scheduler at {self.options.address} "
+                f"({type(exc).__name__}: {exc}); the layer was not scanned"
             ) from None
 
     def run(self, layers: Sequence[Layer]) -> Iterator[tuple[Layer, LayerResult]]:
@@ -206,6 +213,15 @@ class DaskRunner(LayerRunner):
             return
         from distributed import wait
 
+        if self._connect_error is None and self._client is None:
+            try:
+                self._client = self._connect()
+            except RunnerError as exc:
+                self._connect_error = str(exc)  # not tried again for every batch
+        if self._connect_error is not None:
+            for layer in sendable:
+                yield layer, failed_result(layer, self._connect_error)
+            return
         client = self.client
         run_id = uuid.uuid4().hex[:8]
         futures = {}

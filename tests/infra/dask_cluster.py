@@ -59,7 +59,81 @@ class DaskCluster:
             return dict(client.run(os.getpid))
 
 
-def start_dask(base: Path, workers: int = 2) -> DaskCluster:
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def args(self) -> list[str]:
+        return [
+            "--tls-ca-file",
+            str(self.ca),
+            "--tls-cert",
+            str(self.cert),
+            "--tls-key",
+            str(self.key),
+        ]
+
+
+def make_tls(base: Path) -> TlsFiles:
+    """A CA and one certificate for 127.0.0.1/localhost signed by it (scheduler, workers and
+    client share it, as in Dask's own TLS examples)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    base.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "layerleak test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(base / "ca.pem", base / "cert.pem", base / "key.pem")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    files.key.chmod(0o600)
+    return files
+
+
+def start_dask(base: Path, workers: int = 2, tls: TlsFiles | None = None) -> DaskCluster:
     binary = dask_binary()
     if binary is None:
         raise DaskUnavailable("the dask command is not installed (pip install distributed)")
@@ -82,6 +156,7 @@ def start_dask(base: Path, workers: int = 2) -> DaskCluster:
             ":0",
             "--scheduler-file",
             str(scheduler_file),
+            *(["--protocol", "tls", *tls.args()] if tls else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -116,6 +191,7 @@ def start_dask(base: Path, workers: int = 2) -> DaskCluster:
                         f"w{i}",
                         "--local-directory",
                         str(base / f"w{i}"),
+                        *(tls.args() if tls else []),
                     ],
                     stdout=wlog,
                     stderr=subprocess.STDOUT,
@@ -123,17 +199,28 @@ def start_dask(base: Path, workers: int = 2) -> DaskCluster:
                     cwd=ROOT,
                 )
             )
-        wait_for_workers(cluster.address, workers, deadline)
+        wait_for_workers(cluster.address, workers, deadline, tls)
     except BaseException:
         cluster.stop()
         raise
     return cluster
 
 
-def wait_for_workers(address: str, n: int, deadline: float) -> None:
+def wait_for_workers(address: str, n: int, deadline: float, tls: TlsFiles | None = None) -> None:
     from distributed import Client
+    from distributed.security import Security
 
-    with Client(address, timeout=20) as client:
+    security = (
+        Security(
+            tls_ca_file=str(tls.ca),
+            tls_client_cert=str(tls.cert),
+            tls_client_key=str(tls.key),
+            require_encryption=True,
+        )
+        if tls
+        else None
+    )
+    with Client(address, timeout=20, security=security) as client:
         while len(client.scheduler_info(n_workers=-1)["workers"]) < n:
             if time.monotonic() > deadline:
                 raise DaskUnavailable(f"only {len(client.scheduler_info()['workers'])} workers")

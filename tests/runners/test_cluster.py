@@ -343,3 +343,37 @@ def test_losing_the_scheduler_mid_sweep_fails_the_layers_instead_of_hanging(
     assert time.monotonic() - began < 60
     assert {layer.digest for layer, _ in results} == {layer.digest for layer in layers}
     assert all(r.error and "scheduler" in r.error for _, r in results)
+
+
+def test_tls_scheduler_gets_credentialed_layers_and_plain_clients_are_refused(
+    registry_basic: Registry, cluster_base: Path, tmp_path: Path
+) -> None:
+    """A scheduler and worker speaking TLS only: with --cluster-tls-* the credentialed
+    registry layers go through and scan like a local run; without them the client cannot
+    connect and every layer is an error (exit 3), quickly."""
+    from tests.infra.dask_cluster import make_tls, start_dask
+    from tests.registry import push_fixture
+
+    tls = make_tls(cluster_base / "tls")
+    own = start_dask(cluster_base / f"tls-{uuid.uuid4().hex[:6]}", workers=1, tls=tls)
+    try:
+        assert own.address.startswith("tls://")
+        ref, _ = push_fixture(registry_basic, "deleted_secret", tmp_path)
+        user, password = registry_basic.reader_username, registry_basic.reader_password
+        source = SourceOptions(username=user, password=password)
+        cluster = ClusterOptions(own.address, tls_ca=tls.ca, tls_cert=tls.cert, tls_key=tls.key)
+        with Scanner(ScanOptions(source=source, use_cache=False, cluster=cluster)) as remote:
+            there = remote.scan_many([ref])
+        with Scanner(ScanOptions(source=source, use_cache=False, jobs=1)) as local:
+            here = local.scan_many([ref])
+        assert summary(there) == summary(here) and not there[0].problems
+        assert remote.stats.scanned == len(there[0].platforms[0].layers)
+        plain = ScanOptions(source=source, use_cache=False, cluster=ClusterOptions(own.address))
+        with Scanner(plain) as refused:
+            assert refused._remote is not None
+            refused._remote.connect_timeout = 3
+            failed = refused.scan_many([ref])
+        assert failed[0].problems
+        assert all("cannot use the Dask scheduler" in p.message for p in failed[0].problems)
+    finally:
+        own.stop()
