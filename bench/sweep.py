@@ -113,6 +113,22 @@ def sweep(refs_file: Path, extra: list[str]) -> dict[str, float]:
     }
 
 
+def _tiny(i: int) -> bytes:
+    return b"x" * 2000
+
+
+def task_overhead_ms(address: str, n: int = 300) -> float:
+    """Round trip of a trivial task (submit, schedule, run, fetch the result), per task."""
+    from distributed import Client, as_completed
+
+    with Client(address, timeout=30) as client:
+        client.submit(_tiny, -1, pure=False).result()
+        began = time.perf_counter()
+        for future in as_completed([client.submit(_tiny, i, pure=False) for i in range(n)]):
+            future.result()
+        return (time.perf_counter() - began) / n * 1000
+
+
 def cluster_start_seconds(n: int) -> float:
     """How long a local Dask cluster of n workers takes to start and stop (per run)."""
     code = (
@@ -161,10 +177,22 @@ def main() -> None:
             ("dask local:2, redis warm", ["--cluster", "local:2", "--shared-path", *backend]),
             ("pool, 2 workers, redis warm", ["-j", "2", *backend]),
         ]
+    from tests.infra.dask_cluster import start_dask
+
+    dask = None
     try:
         results = [(name, sweep(refs_file, extra)) for name, extra in runs]
         starts = {n: cluster_start_seconds(n) for n in (1, 2)}
+        # A long-lived cluster: `dask scheduler` + 2 `dask worker` processes, started once;
+        # the first sweep warms the workers (imports, detection), the second is measured.
+        dask = start_dask(work / "dask", workers=2)
+        persistent = ["--cluster", dask.address, "--shared-path", "--no-cache"]
+        sweep(refs_file, persistent)
+        results.append(("dask scheduler, 2 workers (up)", sweep(refs_file, persistent)))
+        per_task = task_overhead_ms(dask.address)
     finally:
+        if dask is not None:
+            dask.stop()
         if redis is not None:
             redis[0].terminate()
             redis[0].wait(10)
@@ -189,7 +217,8 @@ def main() -> None:
         )
     print(
         f"\nlocal Dask cluster start+stop: {starts[1]:.1f} s (1 worker), "
-        f"{starts[2]:.1f} s (2 workers)"
+        f"{starts[2]:.1f} s (2 workers); a trivial task's round trip through the "
+        f"scheduler: {per_task:.1f} ms"
     )
 
 
