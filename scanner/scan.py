@@ -348,8 +348,9 @@ class Scanner:
             remaining = [layer for layer in remaining if not remote.accepts(layer)]
             for layer, result in remote.run(sent):
                 record(layer, result, remote=True)
-        local = self._here if len(remaining) <= 1 else self._local
-        for layer, result in local.run(remaining):
+        # Even a single layer goes to a worker process when there are workers: a layer
+        # that gets its process killed (out of memory) must not take the run with it.
+        for layer, result in self._local.run(remaining):
             record(layer, result)
 
 

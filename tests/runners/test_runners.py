@@ -171,3 +171,15 @@ def test_death_message_names_the_signal() -> None:
     assert "SIGKILL" in death_message(-9) and "out-of-memory" in death_message(-9)
     assert "SIGSEGV" in death_message(-11)
     assert "exit status 3" in death_message(3)
+
+
+def test_a_lone_layer_also_runs_in_a_worker(images: dict[str, Path], tmp_path: Path) -> None:
+    """One layer left to scan still goes to a worker: its death is that layer's error."""
+    layer = layers_of(images["deleted_secret"])[0]
+    mark = tmp_path / "mark"
+    victim = replace(layer, opener=KillingOpener(layer.opener, os.getpid(), str(mark)))
+    with Scanner(ScanOptions(use_cache=False, jobs=2)) as scanner:
+        scanner._scan_layers([victim])
+        result = scanner._layers[victim.digest]
+    assert result.error is not None and "SIGKILL" in result.error
+    assert not mark.exists()
