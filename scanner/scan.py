@@ -323,8 +323,9 @@ class Scanner:
             else:
                 self.stats.scanned += 1
                 self.stats.bytes_scanned += result.compressed_bytes or layer.size or 0
-                # A shared cache was written by the worker itself.
-                if self.cache is not None and not (remote and self.cache.shared):
+                # A cluster worker given the shared cache wrote the entry itself.
+                worker_wrote = remote and self._remote is not None and self._remote.cache_spec
+                if self.cache is not None and not worker_wrote:
                     self.cache.put(result)
             if result.error is not None:
                 self.stats.failed += 1

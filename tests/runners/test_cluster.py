@@ -377,3 +377,15 @@ def test_tls_scheduler_gets_credentialed_layers_and_plain_clients_are_refused(
         assert all("cannot use the Dask scheduler" in p.message for p in failed[0].problems)
     finally:
         own.stop()
+
+
+def test_redis_password_stays_home_over_plain_tcp() -> None:
+    from scanner.cachebackends import CacheSpec
+
+    cache = CacheSpec("redis://10.0.0.5:6379/0", "sha256:x", "a", password="hunter2-redis")
+    runner = DaskRunner(ClusterOptions("tcp://192.0.2.10:8786"), spec(), cache)
+    assert runner.cache_spec is None and "Redis password" in runner.notes[0]
+    assert "hunter2-redis" not in " ".join(runner.notes)
+    allowed = ClusterOptions("tcp://192.0.2.10:8786", allow_insecure=True)
+    assert DaskRunner(allowed, spec(), cache).cache_spec == cache
+    assert DaskRunner(ClusterOptions("local:1"), spec(), cache).cache_spec == cache
