@@ -17,8 +17,9 @@ from scanner.findings import Finding, Severity, Status
 from scanner.layers import LayerIndex
 
 # The version of a layer result's serialised form (the layer cache and the wire to
-# workers share it): 3 adds problems and error, so a result crosses the wire whole.
-LAYER_RESULT_FORMAT = 3
+# workers share it; cache formats 2 to 4 came before): 5 adds problems and error, so a
+# result crosses the wire whole.
+LAYER_RESULT_FORMAT = 5
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
+from scanner import dpkg
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
+from scanner.analyzers.content_secrets import lowered
 from scanner.analyzers.interface import ImageContext
 from scanner.cachebackends import DEFAULT_EXPIRY, CacheBackend, open_backend
+from scanner.deadline import Deadline
 from scanner.detection import Detection
 from scanner.errors import LayerleakError
 from scanner.findings import FileState, Finding, LocationKind, Severity, Status
 from scanner.forensics import reachable_status
 from scanner.image import Image, Layer, PlatformImage
 from scanner.layer_scan import place_layer_findings
+from scanner.layers import LayerIndex
 from scanner.results import (
     ImageResult,
     LayerResult,
@@ -101,6 +105,9 @@ class LayerStats:
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+
+WORKER_GRACE = 5.0  # seconds a worker gets after the deadline to report what it found
 
 
 class Scanner:
@@ -196,6 +203,10 @@ class Scanner:
         self.close()
         return report
 
+    @property
+    def deadline(self) -> Deadline:
+        return self.options.source.deadline
+
     def scan(self, source_text: str) -> ImageResult:
         return self.scan_many([source_text])[0]
 
@@ -211,10 +222,18 @@ class Scanner:
             results.extend(self._scan_batch(sources[start : start + BATCH_IMAGES]))
         return results
 
+    def _not_scanned(self, source_text: str) -> ImageResult:
+        return _failed(
+            source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
+        )
+
     def _scan_batch(self, sources: list[str]) -> list[ImageResult]:
         loaded: list[Image | ImageResult] = []
         with ExitStack() as stack:
             for source_text in sources:
+                if self.deadline.expired():
+                    loaded.append(self._not_scanned(source_text))
+                    continue
                 try:
                     source = resolve(source_text, self.options.source)
                 except LayerleakError as exc:
@@ -260,6 +279,7 @@ class Scanner:
         result.platforms.append(summary)
         layer_results = [self._layers[layer.digest] for layer in platform.layers]
         indexes = [r.index for r in layer_results]
+        conffiles = installed_conffiles(indexes)
         for layer, lr in zip(platform.layers, layer_results, strict=True):
             created_by = self.detection.redact_text(layer.created_by or "") or None
             placed = place_layer_findings(lr.findings, layer, created_by)
@@ -274,6 +294,11 @@ class Scanner:
                     if finding.location.path is not None
                     else Status(FileState.NOT_A_FILE)
                 )
+                if finding.location.path is not None and conffiles:
+                    md5 = lr.index.md5.get(finding.location.path)
+                    finding = lowered(
+                        finding, dpkg.shipped_unmodified(finding.location.path, md5, conffiles)
+                    )
                 result.findings.append(finding.placed(image.name, name, status))
             for problem in lr.problems:
                 result.problems.append(ScanProblem(image.name, name, layer.index, problem))
@@ -343,16 +368,27 @@ class Scanner:
             else:
                 remaining.append(layer)
         remaining.sort(key=lambda layer: layer.size or 0, reverse=True)
+        deadline = self.deadline
         remote = self._remote
         if remote is not None:
             sent = [layer for layer in remaining if remote.accepts(layer)]
             remaining = [layer for layer in remaining if not remote.accepts(layer)]
-            for layer, result in remote.run(sent):
+            for layer, result in remote.run(sent, deadline, grace=WORKER_GRACE):
                 record(layer, result, remote=True)
         # Even a single layer goes to a worker process when there are workers: a layer
         # that gets its process killed (out of memory) must not take the run with it.
-        for layer, result in self._local.run(remaining):
+        for layer, result in self._local.run(remaining, deadline, grace=WORKER_GRACE):
             record(layer, result)
+
+
+def installed_conffiles(indexes: list[LayerIndex]) -> dict[str, dpkg.Conffile]:
+    """The conffiles of the dpkg status file in the final filesystem (the topmost
+    layer that wrote one), or none when a layer above deleted it."""
+    for position in range(len(indexes) - 1, -1, -1):
+        if dpkg.STATUS_PATH in indexes[position].added:
+            status = reachable_status(dpkg.STATUS_PATH, position, indexes)
+            return indexes[position].conffiles if status.state is FileState.PRESENT else {}
+    return {}
 
 
 def _failed(name: str, kind: str, message: str) -> ImageResult:

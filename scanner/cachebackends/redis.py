@@ -18,6 +18,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from scanner.blast import refreshed
 from scanner.cachebackends.interface import (
     DEFAULT_EXPIRY,
     CacheBackend,
@@ -27,6 +28,7 @@ from scanner.cachebackends.interface import (
     storable,
     unseal,
 )
+from scanner.digests import is_supported
 from scanner.results import LayerResult
 
 PASSWORD_ENV = "LAYERLEAK_REDIS_PASSWORD"
@@ -112,7 +114,7 @@ class RedisBackend(CacheBackend):
         self.stats.errors.append(self.broken)
 
     def get(self, digest: str) -> LayerResult | None:
-        if self.broken is not None:
+        if self.broken is not None or not is_supported(digest):
             self.stats.misses += 1
             return None
         key = self.key(digest)
@@ -129,6 +131,8 @@ class RedisBackend(CacheBackend):
             if not isinstance(entry, bytes) or len(entry) > MAX_ENTRY:
                 raise ValueError("not bytes, or too large")
             result = LayerResult.from_bytes(unseal(key, entry), digest, cached=True)
+            # a credential that expired since the layer was cached is lowered now
+            result.findings = [refreshed(f) for f in result.findings]
         except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
             self.stats.errors.append(f"redis entry for {digest[:19]} ignored ({exc})")
             self.stats.misses += 1
@@ -137,7 +141,7 @@ class RedisBackend(CacheBackend):
         return result
 
     def put(self, result: LayerResult) -> bool:
-        if self.broken is not None or not storable(result):
+        if self.broken is not None or not storable(result) or not is_supported(result.digest):
             return False
         key = self.key(result.digest)
         data = seal(key, result.to_bytes())

@@ -191,12 +191,19 @@ def _one_repository(
         return stop(str(exc), EXIT_USAGE)
     except LayerleakError as exc:
         return stop(str(exc), EXIT_INCOMPLETE)
-    endpoint = Endpoint.for_registry(
-        ref.registry, insecure=options.source.insecure, timeout=options.source.timeout
-    )
+    list_problems: list[str] = []
+    try:
+        endpoint = Endpoint.for_registry(
+            ref.registry,
+            insecure=options.source.insecure,
+            timeout=options.source.timeout,
+            deadline=options.source.deadline,
+        )
+    except UsageError as exc:
+        return stop(str(exc), EXIT_USAGE)
     client = RegistryClient(endpoint, credential)
     try:
-        tags = list_tags(client, ref.repository)
+        tags = list_tags(client, ref.repository, problems=list_problems)
     except LayerleakError as exc:
         return stop(f"cannot list the tags of {name}: {exc}", EXIT_INCOMPLETE)
     finally:
@@ -219,6 +226,7 @@ def _one_repository(
         notify=notify,
         scan_many=scan_releases,
     )
+    timeline.problems[:0] = [ScanProblem(name, None, None, m) for m in list_problems]
     if not timeline.releases and not timeline.problems:
         return stop(
             f"no tag of {name} matches {', '.join(patterns)} ({len(tags)} tag(s), e.g. "

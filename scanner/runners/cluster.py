@@ -38,9 +38,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from scanner.cachebackends.interface import CacheSpec
+from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.image import Layer
 from scanner.results import LayerResult
-from scanner.runners.interface import DetectionSpec, LayerRunner, RunnerError, failed_result
+from scanner.runners.interface import (
+    GRACE,
+    DetectionSpec,
+    LayerRunner,
+    RunnerError,
+    failed_result,
+    stopped_result,
+    wait_limit,
+)
 from scanner.sources.registry import RegistryBlobOpener
 
 ENV_CLUSTER = "LAYERLEAK_CLUSTER"
@@ -200,7 +209,9 @@ class DaskRunner(LayerRunner):
                 f"({type(exc).__name__}: {exc}); the layer was not scanned"
             ) from None
 
-    def run(self, layers: Sequence[Layer]) -> Iterator[tuple[Layer, LayerResult]]:
+    def run(
+        self, layers: Sequence[Layer], deadline: Deadline = NO_DEADLINE, *, grace: float = GRACE
+    ) -> Iterator[tuple[Layer, LayerResult]]:
         from scanner.runners.worker import scan_task
 
         sendable: list[Layer] = []
@@ -228,7 +239,15 @@ class DaskRunner(LayerRunner):
         for i, layer in enumerate(sendable):
             key = f"layerleak-{layer.digest[7:23]}-{run_id}-{i}"
             future = client.submit(
-                scan_task, self.spec, layer, self.cache_spec, key, key=key, pure=False, retries=1
+                scan_task,
+                self.spec,
+                layer,
+                self.cache_spec,
+                key,
+                deadline,
+                key=key,
+                pure=False,
+                retries=1,
             )
             futures[future] = layer
         pending = set(futures)
@@ -237,7 +256,7 @@ class DaskRunner(LayerRunner):
             while pending:
                 try:
                     done, pending = wait(
-                        pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED"
+                        pending, timeout=_poll(deadline, grace), return_when="FIRST_COMPLETED"
                     )
                     connected = True
                 except TimeoutError:
@@ -248,6 +267,14 @@ class DaskRunner(LayerRunner):
                     connected = False
                 for future in done:
                     yield futures[future], self._result(future, futures[future])
+                limit = wait_limit(deadline, grace)
+                if pending and limit is not None and limit <= 0:
+                    # Workers stop at the deadline themselves; these did not come back.
+                    client.cancel(list(pending))
+                    for future in pending:
+                        yield futures[future], stopped_result(futures[future], deadline)
+                    pending = set()
+                    continue
                 if done or (connected and client.status == "running"):
                     lost_since = None
                     continue
@@ -303,6 +330,11 @@ class DaskRunner(LayerRunner):
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close(timeout=10)
+
+
+def _poll(deadline: Deadline, grace: float) -> float:
+    limit = wait_limit(deadline, grace)
+    return POLL_SECONDS if limit is None else max(0.05, min(POLL_SECONDS, limit))
 
 
 def refusal(address: str) -> str:

@@ -16,18 +16,21 @@ and never lost.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
 from scanner.errors import LayerleakError
 from scanner.image import Layer
 from scanner.layers import LayerIndex
 from scanner.results import LayerResult
 from scanner.signatures import SignatureSet
+
+GRACE = 5.0  # seconds a worker gets after the deadline to report what it found
 
 
 class RunnerError(LayerleakError):
@@ -69,8 +72,15 @@ class LayerRunner(ABC):
     name: str = "?"
 
     @abstractmethod
-    def run(self, layers: Sequence[Layer]) -> Iterator[tuple[Layer, LayerResult]]:
-        """Yield each layer with its result as it completes (every layer exactly once)."""
+    def run(
+        self, layers: Sequence[Layer], deadline: Deadline = NO_DEADLINE, *, grace: float = GRACE
+    ) -> Iterator[tuple[Layer, LayerResult]]:
+        """Yield each layer with its result as it completes (every layer exactly once).
+
+        Workers stop at the run's ``deadline`` themselves (it is checked per read and per
+        entry); one that has not answered ``grace`` seconds after it is stopped, and its
+        layer is an error (see :func:`stopped_result`).
+        """
 
     def accepts(self, layer: Layer) -> bool:
         """True when this runner can scan ``layer`` (a cluster only reaches some blobs)."""
@@ -98,6 +108,20 @@ def failed_result(layer: Layer, message: str) -> LayerResult:
     return LayerResult(layer.digest, [], LayerIndex(), error=f"{layer_label(layer)}: {message}")
 
 
+def stopped_result(layer: Layer, deadline: Deadline) -> LayerResult:
+    """The result of a layer whose worker did not come back after the deadline."""
+    return failed_result(
+        layer, f"stopped: {deadline.label} passed (the worker scanning it did not finish)"
+    )
+
+
+def wait_limit(deadline: Deadline, grace: float) -> float | None:
+    """How long to wait for workers: until the deadline and then ``grace`` (they stop
+    themselves at their next read or entry); no limit without a deadline."""
+    left = deadline.remaining()
+    return None if left is None else left + grace
+
+
 def detection_from_spec(spec: DetectionSpec) -> Detection:
     """Build the detection a spec describes; RunnerError when its digest differs."""
     import tempfile
@@ -117,8 +141,3 @@ def detection_from_spec(spec: DetectionSpec) -> Detection:
             f"{spec.digest[:19]}: install the same layerleak version on every worker"
         )
     return Detection(signatures, reveal=spec.reveal)
-
-
-def all_layers(runner: LayerRunner, layers: Iterable[Layer]) -> list[tuple[Layer, LayerResult]]:
-    """Every result of ``runner`` for ``layers`` (for tests and simple callers)."""
-    return list(runner.run(list(layers)))

@@ -18,10 +18,18 @@ from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
+from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.image import Layer
 from scanner.layer_scan import scan_layer
 from scanner.results import LayerResult
-from scanner.runners.interface import DetectionSpec, LayerRunner, failed_result
+from scanner.runners.interface import (
+    GRACE,
+    DetectionSpec,
+    LayerRunner,
+    failed_result,
+    stopped_result,
+    wait_limit,
+)
 
 _STOP = None
 
@@ -34,10 +42,11 @@ def _worker_main(conn: Connection, spec: DetectionSpec) -> None:
     try:
         detection = detection_for(spec)
         while True:
-            layer = conn.recv()
-            if layer is _STOP:
+            task = conn.recv()
+            if task is _STOP:
                 return
-            conn.send_bytes(scan_layer(layer, detection).to_bytes())
+            layer, deadline = task
+            conn.send_bytes(scan_layer(layer, detection, deadline=deadline).to_bytes())
     except (EOFError, OSError, KeyboardInterrupt):
         return  # the parent went away
 
@@ -100,7 +109,9 @@ class ProcessPoolRunner(LayerRunner):
             return worker
         return None
 
-    def run(self, layers: Sequence[Layer]) -> Iterator[tuple[Layer, LayerResult]]:
+    def run(
+        self, layers: Sequence[Layer], deadline: Deadline = NO_DEADLINE, *, grace: float = GRACE
+    ) -> Iterator[tuple[Layer, LayerResult]]:
         todo = list(layers)
         todo.reverse()  # pop() takes them in the order given
         try:
@@ -111,21 +122,30 @@ class ProcessPoolRunner(LayerRunner):
                         break
                     layer = todo.pop()
                     try:
-                        worker.conn.send(layer)
+                        worker.conn.send((layer, deadline))
                     except (OSError, ValueError) as exc:
                         self._replace(worker)
                         yield layer, failed_result(layer, f"could not hand it to a worker ({exc})")
                         continue
                     worker.layer = layer
-                yield from self._collect()
+                yield from self._collect(deadline, grace)
         except BaseException:
             self.close(kill=True)  # Ctrl-C or the caller gave up: stop every worker now
             raise
 
-    def _collect(self) -> Iterator[tuple[Layer, LayerResult]]:
+    def _collect(self, deadline: Deadline, grace: float) -> Iterator[tuple[Layer, LayerResult]]:
         busy = [w for w in self._workers if w.layer is not None]
         handles: list[object] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-        ready = set(wait(handles))  # type: ignore[arg-type]
+        ready = set(wait(handles, timeout=wait_limit(deadline, grace)))  # type: ignore[arg-type]
+        if not ready:
+            # The deadline passed and then the grace: a worker that has not answered is
+            # stuck in something that does not read (it would have stopped itself).
+            for worker in busy:
+                stuck = worker.layer
+                assert stuck is not None
+                self._replace(worker)
+                yield stuck, stopped_result(stuck, deadline)
+            return
         for worker in busy:
             layer = worker.layer
             assert layer is not None

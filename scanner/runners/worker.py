@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 
 from scanner.cachebackends.interface import CacheBackend, CacheSpec
+from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
 from scanner.image import Layer
 from scanner.layer_scan import scan_layer
@@ -49,6 +50,7 @@ def scan_task(
     layer: Layer,
     cache_spec: CacheSpec | None,
     token: str = "",
+    deadline: Deadline = NO_DEADLINE,
 ) -> tuple[bool, bytes]:
     """Scan one layer (or find it in the shared cache): ``(from_cache, result bytes)``.
 
@@ -58,14 +60,19 @@ def scan_task(
     """
     cache = cache_for(cache_spec) if cache_spec is not None and not spec.reveal else None
     if cache is None:
-        return False, scan_layer(layer, detection_for(spec)).to_bytes()
+        return False, scan_layer(layer, detection_for(spec), deadline=deadline).to_bytes()
     hit = cache.get(layer.digest)
     if hit is None and not cache.claim(layer.digest, token):
-        hit = cache.wait_for(layer.digest, CLAIM_WAIT)
+        wait = (
+            CLAIM_WAIT
+            if deadline.remaining() is None
+            else min(CLAIM_WAIT, deadline.remaining() or 0)
+        )
+        hit = cache.wait_for(layer.digest, wait)
     if hit is not None:
         return True, hit.to_bytes()
     try:
-        result = scan_layer(layer, detection_for(spec))
+        result = scan_layer(layer, detection_for(spec), deadline=deadline)
         cache.put(result)
     finally:
         cache.release(layer.digest, token)
