@@ -15,6 +15,7 @@ and never lost.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -118,8 +119,9 @@ def stopped_result(layer: Layer, deadline: Deadline) -> LayerResult:
 def wait_limit(deadline: Deadline, grace: float) -> float | None:
     """How long to wait for workers: until the deadline and then ``grace`` (they stop
     themselves at their next read or entry); no limit without a deadline."""
-    left = deadline.remaining()
-    return None if left is None else left + grace
+    if deadline.at is None:
+        return None
+    return max(deadline.at + grace - time.time(), 0.0)
 
 
 def detection_from_spec(spec: DetectionSpec) -> Detection:

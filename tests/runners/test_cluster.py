@@ -389,3 +389,22 @@ def test_redis_password_stays_home_over_plain_tcp() -> None:
     allowed = ClusterOptions("tcp://192.0.2.10:8786", allow_insecure=True)
     assert DaskRunner(allowed, spec(), cache).cache_spec == cache
     assert DaskRunner(ClusterOptions("local:1"), spec(), cache).cache_spec == cache
+
+
+def test_cluster_layers_past_the_deadline_are_stopped(
+    dask_cluster: DaskCluster, fleet: list[str]
+) -> None:
+    from scanner.deadline import Deadline
+
+    layers = [
+        replace(layer, opener=SlowOpener(layer.opener, 4.0)) for layer in registry_layers(fleet[:1])
+    ][:2]
+    options = ClusterOptions(dask_cluster.address, shared_path=True)
+    with DaskRunner(options, spec()) as runner:
+        _ = runner.client  # connected first: the deadline is about the scan
+        began = time.monotonic()
+        results = list(runner.run(layers, Deadline.after(1.0), grace=0.5))
+        took = time.monotonic() - began
+    assert took < 4.0, took
+    assert {layer.digest for layer, _ in results} == {layer.digest for layer in layers}
+    assert all(r.error and "did not finish" in r.error for _, r in results)
