@@ -20,6 +20,7 @@ from scanner import dpkg
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
 from scanner.analyzers.content_secrets import lowered
 from scanner.analyzers.interface import ImageContext
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.cachebackends import DEFAULT_EXPIRY, CacheBackend, open_backend
 from scanner.deadline import Deadline
 from scanner.detection import Detection
@@ -60,6 +61,7 @@ class ScanOptions:
     jobs: int = 0  # worker processes for layers; 0 = default_jobs()
     use_cache: bool = True
     cache_dir: Path | None = None  # default: the user cache directory
+    archive_limits: ArchiveLimits = DEFAULT_LIMITS  # nested archives: per file, layer, image
     cache_backend: str | None = None  # --cache-backend: None = the directory
     cache_expiry: float = DEFAULT_EXPIRY  # seconds; 0 = for ever
     cluster: ClusterOptions | None = None  # --cluster: layers scanned on a Dask cluster
@@ -119,7 +121,9 @@ class Scanner:
     ) -> None:
         self.options = options
         self.detection = detection or Detection(
-            SignatureSet.load(options.rules), reveal=options.reveal
+            SignatureSet.load(options.rules),
+            reveal=options.reveal,
+            archive_limits=options.archive_limits,
         )
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
         self._context = self._image_context()
@@ -137,11 +141,16 @@ class Scanner:
                 expiry=options.cache_expiry,
             )
         spec = DetectionSpec.from_files(
-            options.rules, self.detection.signatures, self.detection.reveal
+            options.rules,
+            self.detection.signatures,
+            self.detection.reveal,
+            self.detection.archive_limits,
         )
         self._here = InProcessRunner(self.detection)
         self._local: LayerRunner = (
-            ProcessPoolRunner(spec, self.jobs) if self.jobs > 1 else self._here
+            ProcessPoolRunner(spec, self.jobs, self.detection.archive_usage)
+            if self.jobs > 1
+            else self._here
         )
         self._remote: DaskRunner | None = None
         if options.cluster is not None:
@@ -196,7 +205,7 @@ class Scanner:
 
     def scan_all(self, sources: Iterable[str]) -> Report:
         report = Report(
-            images=self.scan_many(list(sources)),
+            images=self.scan_many(list(sources), every=True),
             fail_on=self.options.fail_on,
             reveal=self.options.reveal,
         )
@@ -208,18 +217,25 @@ class Scanner:
         return self.options.source.deadline
 
     def scan(self, source_text: str) -> ImageResult:
+        """One image (a source holding several is an error naming them)."""
         return self.scan_many([source_text])[0]
 
-    def scan_many(self, sources: list[str]) -> list[ImageResult]:
-        """Scan several images, their distinct layers fanned out together.
+    def scan_source(self, source_text: str) -> list[ImageResult]:
+        """Every image of a source: several for a ``docker save A B`` archive."""
+        return self.scan_many([source_text], every=True)
 
-        Images are loaded (manifests and configs) in batches of :data:`BATCH_IMAGES`;
-        every layer blob of a batch not seen before in this run goes to the runners at
-        once, so a cluster has a whole batch's layers to spread over its workers.
+    def scan_many(self, sources: list[str], every: bool = False) -> list[ImageResult]:
+        """Scan several sources: one image each, or with ``every`` every image of each
+        (the results of a source holding several images then follow each other).
+
+        Sources are loaded (manifests and configs) in batches of :data:`BATCH_IMAGES`;
+        with a cluster, every layer blob of a batch not seen before in this run goes to
+        it at once, so it has a whole batch's layers to spread over its workers. Layers
+        scanned here go image by image (the archive budget is per image).
         """
         results: list[ImageResult] = []
         for start in range(0, len(sources), BATCH_IMAGES):
-            results.extend(self._scan_batch(sources[start : start + BATCH_IMAGES]))
+            results.extend(self._scan_batch(sources[start : start + BATCH_IMAGES], every))
         return results
 
     def _not_scanned(self, source_text: str) -> ImageResult:
@@ -227,7 +243,7 @@ class Scanner:
             source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
         )
 
-    def _scan_batch(self, sources: list[str]) -> list[ImageResult]:
+    def _scan_batch(self, sources: list[str], every: bool) -> list[ImageResult]:
         loaded: list[Image | ImageResult] = []
         with ExitStack() as stack:
             for source_text in sources:
@@ -241,33 +257,38 @@ class Scanner:
                     continue
                 stack.enter_context(source)
                 try:
-                    loaded.append(source.load())
+                    loaded.extend(source.load_all() if every else [source.load()])
                 except LayerleakError as exc:
                     loaded.append(_failed(source_text, source.kind, str(exc)))
-            todo: dict[str, Layer] = {}
-            for image in loaded:
-                if isinstance(image, Image):
-                    for platform in image.platforms:
-                        for layer in platform.layers:
-                            if layer.digest not in self._layers:
-                                todo.setdefault(layer.digest, layer)
-            self._scan_layers(list(todo.values()))
+            remote = self._remote
+            if remote is not None:
+                todo: dict[str, Layer] = {}
+                for image in loaded:
+                    if isinstance(image, Image):
+                        for platform in image.platforms:
+                            for layer in platform.layers:
+                                if layer.digest not in self._layers and remote.accepts(layer):
+                                    todo.setdefault(layer.digest, layer)
+                self._scan_layers(list(todo.values()))
             return [
                 item if isinstance(item, ImageResult) else self._scan_image(item) for item in loaded
             ]
 
     def _scan_image(self, image: Image) -> ImageResult:
         result = ImageResult(
-            name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
+            name=image.name,
+            source_kind=image.source_kind,
+            index_digest=image.index_digest,
+            tags=list(image.tags),
         )
         result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
-        missing = {
-            layer.digest: layer
-            for platform in image.platforms
-            for layer in platform.layers
-            if layer.digest not in self._layers
-        }
-        self._scan_layers(list(missing.values()))
+        todo: dict[str, Layer] = {}
+        for platform in image.platforms:
+            for layer in platform.layers:
+                if layer.digest not in self._layers:
+                    todo.setdefault(layer.digest, layer)
+        self.detection.archive_usage.reset()  # the archive budget per image starts here
+        self._scan_layers(list(todo.values()))
         for platform in image.platforms:
             self._scan_platform(image, platform, result)
         result.findings = sorted(result.findings, key=_order)

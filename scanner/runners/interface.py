@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from scanner.archives.limits import DEFAULT_LIMITS, ArchiveLimits
 from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
 from scanner.errors import LayerleakError
@@ -51,10 +52,15 @@ class DetectionSpec:
     rule_files: tuple[tuple[str, str], ...]
     digest: str
     reveal: bool = False
+    archive_limits: ArchiveLimits = DEFAULT_LIMITS
 
     @classmethod
     def from_files(
-        cls, files: Sequence[Path], signatures: SignatureSet, reveal: bool
+        cls,
+        files: Sequence[Path],
+        signatures: SignatureSet,
+        reveal: bool,
+        archive_limits: ArchiveLimits = DEFAULT_LIMITS,
     ) -> DetectionSpec:
         texts: list[tuple[str, str]] = []
         for path in files:
@@ -64,7 +70,7 @@ class DetectionSpec:
                     texts.append((item.name, item.read_text(encoding="utf-8")))
                 except OSError as exc:
                     raise RunnerError(f"{item}: cannot read rule file: {exc.strerror}") from None
-        return cls(tuple(texts), signatures.digest, reveal)
+        return cls(tuple(texts), signatures.digest, reveal, archive_limits)
 
 
 class LayerRunner(ABC):
@@ -142,4 +148,4 @@ def detection_from_spec(spec: DetectionSpec) -> Detection:
             f"this worker's signature set is {signatures.digest[:19]}, the client's is "
             f"{spec.digest[:19]}: install the same layerleak version on every worker"
         )
-    return Detection(signatures, reveal=spec.reveal)
+    return Detection(signatures, reveal=spec.reveal, archive_limits=spec.archive_limits)

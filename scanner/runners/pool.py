@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
+from scanner.archives.limits import ImageUsage
 from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.image import Layer
 from scanner.layer_scan import scan_layer
@@ -34,13 +35,17 @@ from scanner.runners.interface import (
 _STOP = None
 
 
-def _worker_main(conn: Connection, spec: DetectionSpec) -> None:
+def _worker_main(conn: Connection, spec: DetectionSpec, usage: ImageUsage | None) -> None:
     """The loop of one worker process: layer in, result bytes out."""
     from scanner.runners.worker import detection_for
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     try:
         detection = detection_for(spec)
+        if usage is not None:
+            # The parent's per-image archive counts, in shared memory (inherited by the
+            # fork, never pickled): every worker adds to the image being scanned.
+            detection.archive_usage = usage
         while True:
             task = conn.recv()
             if task is _STOP:
@@ -52,11 +57,14 @@ def _worker_main(conn: Connection, spec: DetectionSpec) -> None:
 
 
 class _Worker:
-    def __init__(self, spec: DetectionSpec) -> None:
+    def __init__(self, spec: DetectionSpec, usage: ImageUsage | None) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
         self.process: BaseProcess = ctx.Process(
-            target=_worker_main, args=(child, spec), daemon=True, name="layerleak-worker"
+            target=_worker_main,
+            args=(child, spec, usage),
+            daemon=True,
+            name="layerleak-worker",
         )
         self.process.start()
         child.close()
@@ -93,9 +101,10 @@ class ProcessPoolRunner(LayerRunner):
 
     name = "process-pool"
 
-    def __init__(self, spec: DetectionSpec, jobs: int) -> None:
+    def __init__(self, spec: DetectionSpec, jobs: int, usage: ImageUsage | None = None) -> None:
         self.spec = spec
         self.jobs = max(1, jobs)
+        self.usage = usage
         self._workers: list[_Worker] = []
         self.deaths = 0  # workers lost while scanning
 
@@ -104,7 +113,7 @@ class ProcessPoolRunner(LayerRunner):
             if worker.layer is None:
                 return worker
         if len(self._workers) < self.jobs:
-            worker = _Worker(self.spec)
+            worker = _Worker(self.spec, self.usage)
             self._workers.append(worker)
             return worker
         return None

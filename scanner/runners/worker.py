@@ -58,9 +58,13 @@ def scan_task(
     another one running at the same time) holds the claim, this one waits for its
     result instead of scanning the same bytes again.
     """
+    detection = detection_for(spec)
+    # A remote worker cannot add to the client's per-image archive counts: each layer
+    # task starts from zero (the per-file and per-layer budgets still apply).
+    detection.archive_usage.reset()
     cache = cache_for(cache_spec) if cache_spec is not None and not spec.reveal else None
     if cache is None:
-        return False, scan_layer(layer, detection_for(spec), deadline=deadline).to_bytes()
+        return False, scan_layer(layer, detection, deadline=deadline).to_bytes()
     hit = cache.get(layer.digest)
     if hit is None and not cache.claim(layer.digest, token):
         wait = (
@@ -72,7 +76,7 @@ def scan_task(
     if hit is not None:
         return True, hit.to_bytes()
     try:
-        result = scan_layer(layer, detection_for(spec), deadline=deadline)
+        result = scan_layer(layer, detection, deadline=deadline)
         cache.put(result)
     finally:
         cache.release(layer.digest, token)
