@@ -148,7 +148,7 @@ class Scanner:
         )
         self._here = InProcessRunner(self.detection)
         self._local: LayerRunner = (
-            ProcessPoolRunner(spec, self.jobs, self.detection.archive_usage)
+            ProcessPoolRunner(spec, self.jobs, self.detection.archive_usage, self.detection)
             if self.jobs > 1
             else self._here
         )

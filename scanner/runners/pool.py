@@ -1,12 +1,14 @@
 """Local worker processes (the default runner): one layer per worker at a time.
 
-Each worker is a forked process with its own pipe. It builds the detection from the
-:class:`DetectionSpec` once, then takes layers one by one and sends back each result
-in its one serialised form (:meth:`LayerResult.to_bytes`). The parent always knows
-which layer each worker holds, so when the kernel kills a worker (out of memory, or
-any signal) exactly that layer becomes an error in the report (exit 3), a fresh worker
-takes its place, and the rest of the run goes on. The layer is never tried again in
-the parent, where the same input would kill the whole run.
+Each worker is a forked process with its own pipe. Its detection is the one the
+:class:`DetectionSpec` describes: handed over by the fork when the parent passes its own
+(``inherit``, an explicit argument of the worker, never a module global: no rebuild, so
+workers start at once), else built from the spec once. It takes layers one by one and
+sends back each result in its one serialised form (:meth:`LayerResult.to_bytes`).
+The parent always knows which layer each worker holds, so when the kernel kills a
+worker (out of memory, or any signal) exactly that layer becomes an error in the report
+(exit 3), a fresh worker takes its place, and the rest of the run goes on. The layer is
+never tried again in the parent, where the same input would kill the whole run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from multiprocessing.process import BaseProcess
 
 from scanner.archives.limits import ImageUsage
 from scanner.deadline import NO_DEADLINE, Deadline
+from scanner.detection import Detection
 from scanner.image import Layer
 from scanner.layer_scan import scan_layer
 from scanner.results import LayerResult
@@ -35,13 +38,21 @@ from scanner.runners.interface import (
 _STOP = None
 
 
-def _worker_main(conn: Connection, spec: DetectionSpec, usage: ImageUsage | None) -> None:
+def _worker_main(
+    conn: Connection,
+    spec: DetectionSpec,
+    usage: ImageUsage | None,
+    inherited: Detection | None,
+) -> None:
     """The loop of one worker process: layer in, result bytes out."""
     from scanner.runners.worker import detection_for
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     try:
-        detection = detection_for(spec)
+        if inherited is not None and inherited.signatures.digest == spec.digest:
+            detection = inherited  # the parent's, handed over by the fork (no rebuild)
+        else:
+            detection = detection_for(spec)
         if usage is not None:
             # The parent's per-image archive counts, in shared memory (inherited by the
             # fork, never pickled): every worker adds to the image being scanned.
@@ -57,12 +68,14 @@ def _worker_main(conn: Connection, spec: DetectionSpec, usage: ImageUsage | None
 
 
 class _Worker:
-    def __init__(self, spec: DetectionSpec, usage: ImageUsage | None) -> None:
+    def __init__(
+        self, spec: DetectionSpec, usage: ImageUsage | None, inherited: Detection | None
+    ) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
         self.process: BaseProcess = ctx.Process(
             target=_worker_main,
-            args=(child, spec, usage),
+            args=(child, spec, usage, inherited),
             daemon=True,
             name="layerleak-worker",
         )
@@ -101,10 +114,17 @@ class ProcessPoolRunner(LayerRunner):
 
     name = "process-pool"
 
-    def __init__(self, spec: DetectionSpec, jobs: int, usage: ImageUsage | None = None) -> None:
+    def __init__(
+        self,
+        spec: DetectionSpec,
+        jobs: int,
+        usage: ImageUsage | None = None,
+        inherit: Detection | None = None,
+    ) -> None:
         self.spec = spec
         self.jobs = max(1, jobs)
         self.usage = usage
+        self.inherit = inherit
         self._workers: list[_Worker] = []
         self.deaths = 0  # workers lost while scanning
 
@@ -113,7 +133,7 @@ class ProcessPoolRunner(LayerRunner):
             if worker.layer is None:
                 return worker
         if len(self._workers) < self.jobs:
-            worker = _Worker(self.spec, self.usage)
+            worker = _Worker(self.spec, self.usage, self.inherit)
             self._workers.append(worker)
             return worker
         return None
