@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench bench-sweep fixtures clean
+.PHONY: install system-deps demo test lint format bench bench-baseline bench-sweep fixtures clean screenshots
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ demo: install
 	$(VENV)/bin/layerleak scan --format table $(DEMO); status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi
 
+# The README's picture of the HTML report of the demo image (needs Debian's chromium).
+screenshots: install
+	PYTHONPATH=. $(PY) scripts/screenshot_report.py docs/report.png
+
 test: install system-deps
 	$(VENV)/bin/pytest -q
 
@@ -48,6 +52,11 @@ clean:
 # measures floor, cold scan, warm re-scan and trivy (when installed) in one run.
 bench: install
 	$(PY) -m bench.run
+
+# Record the findings the benchmark's cold scans must keep, from the code before a change:
+# CODE=DIR runs the source tree in DIR (e.g. `git archive main | tar -x -C DIR`) instead.
+bench-baseline: install
+	$(PY) -m bench.run --record-baseline $(if $(CODE),--code $(CODE))
 
 # Sweep benchmark (not a test): a fleet of images sharing base layers, scanned with 1 and 2
 # local workers, through a local Dask cluster and through the directory and Redis caches.

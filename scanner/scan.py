@@ -236,6 +236,8 @@ class Scanner:
         results: list[ImageResult] = []
         for start in range(0, len(sources), BATCH_IMAGES):
             results.extend(self._scan_batch(sources[start : start + BATCH_IMAGES], every))
+        for result in results:
+            result.rules_digest = self.detection.signatures.digest
         return results
 
     def _not_scanned(self, source_text: str) -> ImageResult:

@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from scanner.commands import (
+    deliver,
     emit,
-    fail,
+    exit_on_error,
     finish_and_warn,
     gate_options,
     make_gate,
@@ -24,18 +25,17 @@ from scanner.commands import (
     triage_options,
     warn_notes,
 )
-from scanner.fly import FLY_FORMATS, is_fly_registry, render, scan_app, summary_line
+from scanner.fly import is_fly_registry, scan_app
 from scanner.fly.machines import (
     API_URL_ENV,
     DEFAULT_API_URL,
     TOKEN_ENV,
     DeployedImage,
-    FlyError,
-    FlyUsageError,
     MachinesClient,
 )
 from scanner.fly.org import org_summary_line, render_org, scan_org
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
+from scanner.report.registry import formats
 from scanner.results import ImageResult
 from scanner.scan import Scanner
 
@@ -82,7 +82,7 @@ not be fully scanned.
 @scan_options
 @triage_options
 @gate_options
-@output_options(FLY_FORMATS)
+@output_options(formats("fly"))
 def fly_command(
     app: str | None,
     org: str | None,
@@ -120,12 +120,10 @@ def fly_command(
             err=True,
         )
     triage, options, reveal = triage_and_options(scan_args, options)
-    try:
+    with exit_on_error(EXIT_USAGE):
         client = MachinesClient(
             token, api_url, notify=None if quiet else lambda m: click.echo(m, err=True)
         )
-    except FlyUsageError as exc:
-        fail(str(exc), EXIT_USAGE)
     scanners: dict[str, Scanner] = {}  # made on first use: not at all when the API fails
 
     def scanner_for(image: DeployedImage) -> Scanner:
@@ -161,11 +159,8 @@ def fly_command(
 
     if org is not None:
         try:
-            swept = scan_org(org, client, scan_images, fail_on=gate.fail_on, reveal=reveal)
-        except FlyUsageError as exc:
-            fail(str(exc), EXIT_USAGE)
-        except FlyError as exc:
-            fail(str(exc), EXIT_INCOMPLETE)
+            with exit_on_error(EXIT_INCOMPLETE):
+                swept = scan_org(org, client, scan_images, fail_on=gate.fail_on, reveal=reveal)
         finally:
             client.close()
             for scanner in scanners.values():
@@ -190,13 +185,15 @@ def fly_command(
         return scanner_for(image).scan(image.ref)
 
     try:
-        result = scan_app(
-            app, client, scan_one, fail_on=gate.fail_on, reveal=reveal, scan_images=scan_images
-        )
-    except FlyUsageError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except FlyError as exc:
-        fail(str(exc), EXIT_INCOMPLETE)
+        with exit_on_error(EXIT_INCOMPLETE):
+            result = scan_app(
+                app,
+                client,
+                scan_one,
+                fail_on=gate.fail_on,
+                reveal=reveal,
+                scan_images=scan_images,
+            )
     finally:
         client.close()
         for scanner in scanners.values():
@@ -204,10 +201,4 @@ def fly_command(
     if "default" in scanners:
         warn_notes(scanners["default"])
     finish_and_warn(result.report, triage, reveal)
-    name, color = pick_format(fmt, output)
-    emit(render(result, name, color), output)
-    for problem in result.report.problems:
-        click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
-    if not quiet:
-        click.echo(summary_line(result), err=True)
-    sys.exit(gate.fly_exit_code(result.report))
+    deliver(result, gate, fmt, output, quiet)

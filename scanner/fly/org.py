@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.findings import Severity
-from scanner.fly import FlyScan, render_table
+from scanner.fly import FlyScan
 from scanner.fly.machines import (
     DeployedImage,
     FlyError,
@@ -60,7 +60,7 @@ class OrgScan:
         return sum(len(a.scan.machines) for a in self.apps)
 
     def apps_of(self, image_name: str) -> list[str]:
-        return [a.scan.app for a in self.apps if any(i.ref == image_name for i in a.scan.images)]
+        return [a.scan.app for a in self.apps if any(i.ref == image_name for i in a.scan.deployed)]
 
     def fly_section(self) -> dict[str, Any]:
         return {
@@ -127,6 +127,7 @@ def scan_org(
 
 
 def render_org_table(scan: OrgScan, color: bool = False) -> str:
+    from scanner.report.fly import render_table
     from scanner.report.table import TableFormatter
 
     lines = [
@@ -157,7 +158,7 @@ def render_org_json(scan: OrgScan) -> str:
 
 
 def render_org_markdown(scan: OrgScan) -> str:
-    from scanner.fly import _machines_text
+    from scanner.report.fly import _machines_text
     from scanner.report.markdown import MarkdownFormatter, code, escape
 
     out = [
@@ -179,7 +180,7 @@ def render_org_markdown(scan: OrgScan) -> str:
             "| Image | Process groups | Regions | Machines | Findings |",
             "| --- | --- | --- | --- | --- |",
         ]
-        for entry, image in zip(section.scan.deployments(), section.scan.images, strict=True):
+        for entry, image in zip(section.scan.deployments(), section.scan.deployed, strict=True):
             counts = entry.get("findings", {})
             found = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "none"
             if not entry.get("complete", True):
