@@ -125,7 +125,7 @@ def scan(ctx: click.Context, **args: object) -> None:
     finish_and_warn(report, triage, reveal)
     output = args["output"]
     name, color = pick_format(args["fmt"], output)  # type: ignore[arg-type]
-    emit(FORMATTERS[name](color=color).render(report), output)  # type: ignore[arg-type]
+    emit(FORMATTERS[name](color=color).render(report), output, reveal)  # type: ignore[arg-type]
     for problem in report.problems:
         click.echo(f"layerleak: error: {problem.message}", err=True)
     if not quiet:

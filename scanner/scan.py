@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
+from scanner.analyzers.history import redact_step
 from scanner.analyzers.interface import ImageContext
 from scanner.cache import LayerCache, default_cache_dir
 from scanner.detection import Detection
@@ -49,6 +50,7 @@ class ScanOptions:
     jobs: int = 0  # worker processes for layers; 0 = default_jobs()
     use_cache: bool = True
     cache_dir: Path | None = None  # default: the user cache directory
+    fingerprint_key: bytes | None = None  # default: the installation's (scanner.keys)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class Scanner:
     ) -> None:
         self.options = options
         self.detection = detection or Detection(
-            SignatureSet.load(options.rules), reveal=options.reveal
+            SignatureSet.load(options.rules),
+            reveal=options.reveal,
+            hash_key=options.fingerprint_key,
         )
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
         self._context = self._image_context()
@@ -106,7 +110,8 @@ class Scanner:
             self.cache = LayerCache(
                 options.cache_dir or default_cache_dir(),
                 self.detection.signatures.digest,
-                analyzers_version(),
+                # entries hold keyed secret hashes: another key, another entry
+                f"{analyzers_version()}\x1fkey:{self.detection.key_id}",
             )
 
     def __enter__(self) -> Scanner:
@@ -179,7 +184,7 @@ class Scanner:
         layer_results = [self._layers[layer.digest] for layer in platform.layers]
         indexes = [r.index for r in layer_results]
         for layer, lr in zip(platform.layers, layer_results, strict=True):
-            created_by = self.detection.redact_text(layer.created_by or "") or None
+            created_by = redact_step(self.detection, layer.created_by) or None
             placed = place_layer_findings(lr.findings, layer, created_by)
             for finding in placed:
                 status = (

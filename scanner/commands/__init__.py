@@ -8,6 +8,8 @@ imports :mod:`scanner.cli` (it imports these modules).
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +29,7 @@ from scanner.ignore import apply as apply_ignores
 from scanner.ignore import default_files as default_ignore_files
 from scanner.ignore import load as load_ignores
 from scanner.image import Platform
+from scanner.keys import load_key
 from scanner.results import Report
 from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
@@ -132,6 +135,16 @@ def scan_options(f: F) -> F:
             help="Layer cache directory (env LAYERLEAK_CACHE_DIR). "
             "Default: the user cache directory.",
         ),
+        click.option(
+            "--fingerprint-key-file",
+            "fingerprint_key_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            envvar="LAYERLEAK_FINGERPRINT_KEY_FILE",
+            help="Key of secret hashes and fingerprints, shared by a team so baselines and "
+            "ignore files match (env LAYERLEAK_FINGERPRINT_KEY_FILE, or the key itself in "
+            "LAYERLEAK_FINGERPRINT_KEY). Default: one per user, created on first use.",
+        ),
     )(f)
 
 
@@ -203,7 +216,14 @@ def build_scan_options(
     jobs: int = 0,
     no_cache: bool = False,
     cache_dir: Path | None = None,
+    fingerprint_key_file: Path | None = None,
 ) -> ScanOptions:
+    key = None
+    if fingerprint_key_file is not None:
+        try:
+            key = load_key(fingerprint_key_file)
+        except LayerleakError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fingerprint-key-file") from None
     return ScanOptions(
         source=SourceOptions(
             platforms=parse_platforms(platform_values),
@@ -218,6 +238,7 @@ def build_scan_options(
         jobs=jobs,
         use_cache=not no_cache,
         cache_dir=cache_dir,
+        fingerprint_key=key,
     )
 
 
@@ -231,6 +252,7 @@ SCAN_ARGS = (
     "jobs",
     "no_cache",
     "cache_dir",
+    "fingerprint_key_file",
 )
 
 
@@ -248,6 +270,7 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
         jobs=int(args.get("jobs") or 0),
         no_cache=bool(args.get("no_cache")),
         cache_dir=args.get("cache_dir"),
+        fingerprint_key_file=args.get("fingerprint_key_file"),
     )
 
 
@@ -270,14 +293,24 @@ def pick_format(fmt: str | None, output: Path | None) -> tuple[str, bool]:
     return fmt or ("table" if to_terminal else "json"), to_terminal
 
 
-def emit(text: str, output: Path | None) -> None:
+def emit(text: str, output: Path | None, private: bool = False) -> None:
+    """The report on standard output or in ``output``; a ``private`` report (one with
+    revealed secrets) is written readable by its owner only (0600)."""
     if output is None:
         click.echo(text, nl=False)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_report(output, text, private)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INCOMPLETE)
+
+
+def write_report(path: Path, text: str, private: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        if private and stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode unless told otherwise
+        f.write(text)
 
 
 # -- triage: ignore file, baseline, live verification (scan and baseline) -------------

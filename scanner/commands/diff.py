@@ -67,7 +67,7 @@ def diff_command(
         finish_and_warn(report, triage, reveal, seen)
     diff = diff_reports(old_report, new_report)
     name, color = pick_format(fmt, output)
-    emit(render(diff, name, gate, color), output)
+    emit(render(diff, name, gate, color), output, reveal)
     for label, report in (("OLD", old_report), ("NEW", new_report)):
         for problem in report.problems:
             click.echo(f"layerleak: error: {label} {problem.image}: {problem.message}", err=True)

@@ -129,7 +129,7 @@ def fly_command(
             scanner.close()
     finish_and_warn(result.report, triage, reveal)
     name, color = pick_format(fmt, output)
-    emit(render(result, name, color), output)
+    emit(render(result, name, color), output, reveal)
     for problem in result.report.problems:
         click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
     if not quiet:

@@ -142,7 +142,7 @@ def timeline_command(
             EXIT_USAGE,
         )
     fmt_name, color = pick_format(fmt, output)
-    emit(render(timeline, fmt_name, gate, color), output)
+    emit(render(timeline, fmt_name, gate, color), output, reveal)
     for problem in timeline.all_problems():
         click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
     if not quiet:
