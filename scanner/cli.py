@@ -24,6 +24,7 @@ from scanner.commands import (
     options_from_cli,
     output_options,
     pick_format,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
@@ -127,9 +128,9 @@ def scan(ctx: click.Context, **args: object) -> None:
     name, color = pick_format(args["fmt"], output)  # type: ignore[arg-type]
     emit(FORMATTERS[name](color=color).render(report), output, reveal)  # type: ignore[arg-type]
     for problem in report.problems:
-        click.echo(f"layerleak: error: {problem.message}", err=True)
+        say(f"layerleak: error: {problem.message}")
     if not quiet:
-        click.echo(one_line_summary(report), err=True)
+        say(one_line_summary(report))
     ctx.exit(gate.scan_exit_code(report))
 
 

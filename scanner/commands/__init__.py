@@ -30,6 +30,7 @@ from scanner.ignore import default_files as default_ignore_files
 from scanner.ignore import load as load_ignores
 from scanner.image import Platform
 from scanner.keys import load_key
+from scanner.report.terminal import safe
 from scanner.results import Report
 from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
@@ -283,8 +284,14 @@ def make_scanner(options: ScanOptions) -> Scanner:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"layerleak: error: {message}", err=True)
+    say(f"layerleak: error: {message}")
     sys.exit(code)
+
+
+def say(message: str) -> None:
+    """One line on standard error, control characters from image or registry text
+    shown as escapes."""
+    click.echo(safe(message), err=True)
 
 
 def pick_format(fmt: str | None, output: Path | None) -> tuple[str, bool]:
@@ -402,4 +409,4 @@ def finish_and_warn(
         if seen is None or warning not in seen:
             if seen is not None:
                 seen.add(warning)
-            click.echo(f"layerleak: warning: {warning}", err=True)
+            say(f"layerleak: warning: {warning}")

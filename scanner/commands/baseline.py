@@ -19,6 +19,7 @@ from scanner.commands import (
     finish_report,
     make_scanner,
     options_from_cli,
+    say,
     scan_options,
     triage_from_cli,
 )
@@ -54,13 +55,13 @@ def baseline_command(ctx: click.Context, **args: Any) -> None:
     with scanner:
         report = scanner.scan_all(list(args["sources"]))
     for warning in finish_report(report, triage, reveal=False):
-        click.echo(f"layerleak: warning: {warning}", err=True)
+        say(f"layerleak: warning: {warning}")
     try:
         count = write_baseline(args["output"], report.findings, list(args["sources"]))
     except LayerleakError as exc:
         fail(str(exc), EXIT_USAGE)
     for problem in report.problems:
-        click.echo(f"layerleak: error: {problem.message}", err=True)
+        say(f"layerleak: error: {problem.message}")
     click.echo(
         f"layerleak: wrote {count} fingerprint(s) to {args['output']}"
         + ("" if report.complete else " (scan INCOMPLETE: the baseline may miss findings)"),

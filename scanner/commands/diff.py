@@ -17,6 +17,7 @@ from scanner.commands import (
     options_from_cli,
     output_options,
     pick_format,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
@@ -70,7 +71,7 @@ def diff_command(
     emit(render(diff, name, gate, color), output, reveal)
     for label, report in (("OLD", old_report), ("NEW", new_report)):
         for problem in report.problems:
-            click.echo(f"layerleak: error: {label} {problem.image}: {problem.message}", err=True)
+            say(f"layerleak: error: {label} {problem.image}: {problem.message}")
     if not quiet:
-        click.echo(summary_line(diff, gate), err=True)
+        say(summary_line(diff, gate))
     sys.exit(diff.exit_code(gate))

@@ -19,6 +19,7 @@ from scanner.commands import (
     options_from_cli,
     output_options,
     pick_format,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
@@ -91,9 +92,7 @@ def fly_command(
     options = options_from_cli(scan_args, gate.fail_on)
     triage, options, reveal = triage_and_options(scan_args, options)
     try:
-        client = MachinesClient(
-            token, api_url, notify=None if quiet else lambda m: click.echo(m, err=True)
-        )
+        client = MachinesClient(token, api_url, notify=None if quiet else say)
     except FlyUsageError as exc:
         fail(str(exc), EXIT_USAGE)
     scanners: dict[str, Scanner] = {}  # made on first use: not at all when the API fails
@@ -114,7 +113,7 @@ def fly_command(
 
     def scan_one(image: DeployedImage) -> ImageResult:
         if not quiet:
-            click.echo(f"layerleak fly: scanning {image.display}", err=True)
+            say(f"layerleak fly: scanning {image.display}")
         return scanner_for(image).scan(image.ref)
 
     try:
@@ -131,7 +130,7 @@ def fly_command(
     name, color = pick_format(fmt, output)
     emit(render(result, name, color), output, reveal)
     for problem in result.report.problems:
-        click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
+        say(f"layerleak: error: {problem.image}: {problem.message}")
     if not quiet:
-        click.echo(summary_line(result), err=True)
+        say(summary_line(result))
     sys.exit(gate.fly_exit_code(result.report))

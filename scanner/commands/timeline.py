@@ -18,6 +18,7 @@ from scanner.commands import (
     options_from_cli,
     output_options,
     pick_format,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
@@ -133,7 +134,7 @@ def timeline_command(
             scan_release,
             reveal=reveal,
             last=last,
-            notify=None if quiet else lambda m: click.echo(m, err=True),
+            notify=None if quiet else say,
         )
     if not timeline.releases and not timeline.problems:
         fail(
@@ -144,7 +145,7 @@ def timeline_command(
     fmt_name, color = pick_format(fmt, output)
     emit(render(timeline, fmt_name, gate, color), output, reveal)
     for problem in timeline.all_problems():
-        click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
+        say(f"layerleak: error: {problem.image}: {problem.message}")
     if not quiet:
-        click.echo(summary_line(timeline, gate), err=True)
+        say(summary_line(timeline, gate))
     sys.exit(timeline.exit_code(gate))

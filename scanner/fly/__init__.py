@@ -105,6 +105,7 @@ def _machines_text(image: DeployedImage, limit: int = 6) -> str:
 
 def render_table(scan: FlyScan, color: bool = False) -> str:
     from scanner.report.table import TableFormatter
+    from scanner.report.terminal import safe
 
     lines = [f"Fly app {scan.app}: {len(scan.machines)} machine(s) run {len(scan.images)} image(s)"]
     for image in scan.images:
@@ -114,6 +115,7 @@ def render_table(scan: FlyScan, color: bool = False) -> str:
             f"regions: {', '.join(image.regions) or '-'}; "
             f"machines ({len(image.machines)}): {_machines_text(image)}"
         )
+    lines = [safe(line) for line in lines]
     lines.append("")
     return "\n".join(lines) + "\n" + TableFormatter(color=color).render(scan.report)
 
