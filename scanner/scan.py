@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +28,7 @@ from scanner.findings import FileState, Finding, LocationKind, Severity, Status
 from scanner.forensics import reachable_status
 from scanner.image import Image, Layer, PlatformImage
 from scanner.layer_scan import place_layer_findings, scan_layer
+from scanner.layers import LayerIndex
 from scanner.results import (
     ImageResult,
     LayerResult,
@@ -82,6 +84,12 @@ def default_jobs() -> int:
 _WORKER_DETECTION: Detection | None = None
 
 
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (see Scanner.close)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _worker_scan(layer: Layer) -> LayerResult:
     assert _WORKER_DETECTION is not None, "worker started without a detection"
     return scan_layer(layer, _WORKER_DETECTION)
@@ -123,12 +131,19 @@ class Scanner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(abort=exc_type is not None and not issubclass(exc_type, Exception))
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, abort: bool = False) -> None:
+        """Stop the worker processes: after their current layer, or at once (``abort``,
+        on Ctrl-C or SIGTERM, when nothing more will be reported)."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if abort:
+            processes = getattr(pool, "_processes", None) or {}  # our own workers
+            for process in list(processes.values()):
+                process.terminate()
+        pool.shutdown(wait=not abort, cancel_futures=True)
 
     def _image_context(self) -> ImageContext:
         path = self.options.dockerfile
@@ -141,30 +156,44 @@ class Scanner:
         return ImageContext(dockerfile=text, dockerfile_name=path.name)
 
     def scan_all(self, sources: Iterable[str]) -> Report:
-        report = Report(
-            images=[self.scan(s) for s in sources],
-            fail_on=self.options.fail_on,
-            reveal=self.options.reveal,
-        )
+        try:
+            images = [self.scan(s) for s in sources]
+        except BaseException:  # Ctrl-C, SIGTERM: stop the workers now
+            self.close(abort=True)
+            raise
         self.close()
-        return report
+        return Report(images=images, fail_on=self.options.fail_on, reveal=self.options.reveal)
 
     def scan(self, source_text: str) -> ImageResult:
+        """One image; whatever goes wrong reading it is a problem of this image only."""
+        kind = "?"
+        partial: list[ImageResult] = []
         try:
             source = resolve(source_text, self.options.source)
-        except LayerleakError as exc:
-            return _failed(source_text, "?", str(exc))
-        with source:
-            try:
+            kind = source.kind
+            with source:
                 image = source.load()
-            except LayerleakError as exc:
-                return _failed(source_text, source.kind, str(exc))
-            return self._scan_image(image)
+                return self._scan_image(image, partial)
+        except LayerleakError as exc:
+            message = str(exc)
+        except Exception as exc:  # a hostile image must not end the run for the others
+            message = self._unexpected(exc, f"{source_text}: reading the image")
+        if partial:  # keep what was found before it went wrong
+            partial[0].problems.append(ScanProblem(partial[0].name, None, None, message))
+            return partial[0]
+        return _failed(source_text, kind, message)
 
-    def _scan_image(self, image: Image) -> ImageResult:
+    def _unexpected(self, exc: BaseException, what: str) -> str:
+        """The message of an unexpected error: named, never raw (it may quote a secret)."""
+        detail = self.detection.redact_text(str(exc))[:300]
+        return f"{what} failed: unexpected {type(exc).__name__} ({detail})"
+
+    def _scan_image(self, image: Image, partial: list[ImageResult] | None = None) -> ImageResult:
         result = ImageResult(
             name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
         )
+        if partial is not None:
+            partial.append(result)
         result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
         todo: dict[str, Layer] = {}
         for platform in image.platforms:
@@ -173,7 +202,13 @@ class Scanner:
                     todo.setdefault(layer.digest, layer)
         self._scan_layers(list(todo.values()))
         for platform in image.platforms:
-            self._scan_platform(image, platform, result)
+            try:
+                self._scan_platform(image, platform, result)
+            except Exception as exc:
+                message = self._unexpected(exc, f"{image.name} {platform.platform}")
+                result.problems.append(
+                    ScanProblem(image.name, str(platform.platform), None, message)
+                )
         result.findings = sorted(result.findings, key=_order)
         return result
 
@@ -228,6 +263,10 @@ class Scanner:
                     ScanProblem(image.name, name, None, f"analyzer {cls.id}: {exc}")
                 )
                 continue
+            except Exception as exc:
+                message = self._unexpected(exc, f"analyzer {cls.id}")
+                result.problems.append(ScanProblem(image.name, name, None, message))
+                continue
             for finding in found:
                 status = Status(FileState.NOT_A_FILE)
                 result.findings.append(finding.placed(image.name, name, status))
@@ -269,6 +308,9 @@ class Scanner:
             except BrokenProcessPool:
                 self._pool = None
                 result = scan_layer(layer, self.detection)  # finish here, in this process
+            except Exception as exc:  # a result that could not come back from the worker
+                message = self._unexpected(exc, f"layer {layer.index} ({layer.digest[:19]})")
+                result = LayerResult(layer.digest, [], LayerIndex(), error=message)
             record(layer, result)
 
     def _get_pool(self) -> ProcessPoolExecutor:
@@ -276,7 +318,9 @@ class Scanner:
         if self._pool is None:
             _WORKER_DETECTION = self.detection
             self._pool = ProcessPoolExecutor(
-                max_workers=self.jobs, mp_context=multiprocessing.get_context("fork")
+                max_workers=self.jobs,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_init,
             )
         return self._pool
 
