@@ -40,6 +40,7 @@ from scanner.commands.rules import rules_command
 from scanner.commands.timeline import timeline_command
 from scanner.errors import LayerleakError
 from scanner.gate import EXIT_USAGE, scan_exit_code
+from scanner.ignore import summary_note
 from scanner.progress import ProgressBar
 from scanner.report.formats import FORMATTERS
 from scanner.report.interface import summary
@@ -59,7 +60,7 @@ def one_line_summary(report: Report) -> str:
     return (
         f"layerleak: {s['images']} image(s), {s['platforms']} platform(s), {s['layers']} "
         f"layer(s); findings {counts}; suppressed={s['suppressed']}; "
-        f"errors={s['problems']} ({state})"
+        f"errors={s['problems']} ({state})" + summary_note(report)
     )
 
 

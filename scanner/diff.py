@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from scanner.findings import Finding, Severity
 from scanner.gate import Gate
+from scanner.ignore import summary_note
 from scanner.report.interface import summary, tool_info
 from scanner.report.terminal import safe
 from scanner.results import Report
@@ -142,7 +143,7 @@ def summary_line(diff: Diff, gate: Gate) -> str:
         f"layerleak diff: new {len(diff.added)} ({counts(diff.added)}); fixed "
         f"{len(diff.fixed)}; unchanged {len(diff.unchanged)}; gating "
         f"{len(diff.failing(gate))} ({gate.describe()}); suppressed="
-        f"{sum(diff.new.suppressed.values())}; errors={errors} ({state})"
+        f"{sum(diff.new.suppressed.values())}; errors={errors} ({state})" + summary_note(diff.new)
     )
 
 

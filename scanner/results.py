@@ -103,6 +103,7 @@ class Report:
     fail_on: Severity = Severity.HIGH
     reveal: bool = False
     suppressed: Counter[str] = field(default_factory=Counter)  # reason -> count
+    ignore_files: dict[str, int] = field(default_factory=dict)  # ignore file -> suppressed
 
     @property
     def findings(self) -> list[Finding]:

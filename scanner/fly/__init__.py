@@ -24,6 +24,7 @@ from scanner.fly.machines import (
     MachinesClient,
     deployed_images,
 )
+from scanner.ignore import summary_note
 from scanner.report.interface import summary
 from scanner.results import ImageResult, Report
 
@@ -193,4 +194,5 @@ def summary_line(scan: FlyScan) -> str:
         f"layerleak fly {scan.app}: {len(scan.machines)} machine(s), {s['images']} image(s), "
         f"{s['platforms']} platform(s), {s['layers']} layer(s); findings {counts}; "
         f"suppressed={s['suppressed']}; errors={s['problems']} ({state})"
+        + summary_note(scan.report)
     )
