@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -165,7 +165,18 @@ class Scanner:
         return Report(images=images, fail_on=self.options.fail_on, reveal=self.options.reveal)
 
     def scan(self, source_text: str) -> ImageResult:
-        """One image; whatever goes wrong reading it is a problem of this image only."""
+        """One image; whatever goes wrong reading it is a problem of this image only.
+
+        Problem messages can quote what a registry or an image said; they go through
+        the redaction function like any other text shown to the user.
+        """
+        result = self._scan(source_text)
+        result.problems = [
+            replace(p, message=self.detection.redact_text(p.message)) for p in result.problems
+        ]
+        return result
+
+    def _scan(self, source_text: str) -> ImageResult:
         kind = "?"
         partial: list[ImageResult] = []
         try:

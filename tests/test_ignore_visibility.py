@@ -61,7 +61,7 @@ def test_refused_default_ignore_file_is_a_usage_error(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     Path(".layerleakignore").write_text('[[ignore]]\npath = "**"\nreason = "x"\n')
-    code, out, err = _scan("--format", "json", str(images["deleted_secret"]))
+    code, _out, err = _scan("--format", "json", str(images["deleted_secret"]))
     assert code == 2
     assert ".layerleakignore entry 1" in err
 
@@ -76,7 +76,7 @@ def test_summary_names_every_ignore_file_and_its_count(
     monkeypatch.chdir(tmp_path)
     Path(".layerleakignore").write_text(f'[[ignore]]\nrule = "{hidden}"\nreason = "reviewed"\n')
     Path("layerleak.toml").write_text('[[ignore]]\nrule = "no-such-rule"\nreason = "x"\n')
-    code, out, err = _scan("--format", "json", source)
+    _code, out, err = _scan("--format", "json", source)
     doc = json.loads(out)
     n = doc["suppressed"]["reviewed"]
     assert n >= 1
@@ -100,7 +100,7 @@ def test_name_that_is_a_path_and_a_reference_is_refused(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     shutil.copytree(images["deleted_secret"], tmp_path / "myapp")
-    code, out, err = _scan("--format", "json", "myapp")
+    code, out, _err = _scan("--format", "json", "myapp")
     assert code == 3
     doc = json.loads(out)
     assert not doc["images"][0]["findings"]  # the local directory was not scanned

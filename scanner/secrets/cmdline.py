@@ -70,6 +70,8 @@ PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         # -H "Authorization: Bearer X", --header 'X-Api-Key: X', Cookie: ...
         rf"(?<![\w-])(?:{_CREDENTIAL_HEADER})\s*:\s*"
         r"(?:(?:bearer|basic|token|digest|apikey|flyv1)\s+)?(?P<bare>[^\s\"'\n][^\"'\n]*)",
+        # a bare scheme and credential, as servers echo them: Bearer X, Basic BASE64
+        r"(?<![\w-])(?:bearer|basic)\s+(?P<bare>[A-Za-z0-9._~+/=-]{8,})",
         # npm/yarn/pnpm config set _authToken X, npmAuthToken X, //host/:_authToken X
         r"\b(?:npm|yarn|pnpm)\b[^|;&\n]*?\bconfig\s+set\s+(?:--\S+\s+)*\S*"
         rf"(?:auth|token|password|_auth)\S*\s+{_VALUE}",

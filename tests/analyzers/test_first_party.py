@@ -128,7 +128,8 @@ def test_first_party_in_a_distribution_path_is_still_distribution_content(
 
 
 def test_index_package_next_to_a_first_party_one(tmp_path: Path) -> None:
-    entries = _dist(SITE, {"url": "file:///src", "dir_info": {}}, before=True) + [
+    entries = [
+        *_dist(SITE, {"url": "file:///src", "dir_info": {}}, before=True),
         Entry(f"{SITE}/requests/auth.py", content=CODE),
         Entry(f"{SITE}/requests-2.0.dist-info/RECORD", content=_record(["requests/auth.py"])),
     ]
