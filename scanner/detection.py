@@ -107,7 +107,11 @@ def is_sensitive_name(name: str) -> bool:
     return words[-1] not in BENIGN_LAST_WORDS
 
 
-KEY_VALUE = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>\"[^\"]*\"|'[^']*'|\S+)")
+# Bounded and anchored at the start of a name: linear on hostile text.
+KEY_VALUE = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,256})="
+    r"(?P<value>\"[^\"]{0,4096}\"?|'[^']{0,4096}'?|\S{1,4096})"
+)
 
 
 # Values shorter than this are masked only where they stand alone (not inside words).
@@ -179,13 +183,13 @@ class Detection:
         spans = self._engine_spans(text)
         spans += credential_spans(text)
         spans += [_value_span(m) for m in KEY_VALUE.finditer(text) if _sensitive_value(m)]
-        for value in {v.strip() for v in also}:
-            spans += _occurrences(text, value)
+        extra = {v.strip() for v in also}
+        for value in list(extra):
             words = value.split()
             if len(words) > 1:  # a value with spaces: its long words are secret too
-                for word in words:
-                    if len(word) >= MIN_WORD:
-                        spans += _occurrences(text, word)
+                extra.update(w for w in words if len(w) >= MIN_WORD)
+        for value in extra:
+            spans += _occurrences(text, value)
         out: list[str] = []
         pos = 0
         for start, end in _merge(spans):

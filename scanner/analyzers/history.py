@@ -9,6 +9,7 @@ ones, ``--build-arg`` values included. ARG and ENV steps appear as ``ARG K=V`` /
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from collections.abc import Callable, Iterable
@@ -26,12 +27,34 @@ ARG_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 NEXT_ARG = re.compile(r" (?=[A-Za-z_][A-Za-z0-9_]*=)")
 SHELL_START = re.compile(r" (?=(?:/bin/|/usr/bin/|/usr/local/bin/)?(?:ba|da|z|k|a)?sh -c |\[\")")
 INSTRUCTION = re.compile(r"^(ARG|ENV|LABEL)\s+(.*)$", re.S)
-ADD_URL = re.compile(r"(?:^|\s)ADD\s+(?:--\S+\s+)*(?P<url>https?://\S+)", re.I)
-PIPE_TO_SHELL = re.compile(
-    r"\b(?:curl|wget|fetch)\b[^|;&\n]*\|\s*(?:sudo\s+(?:-\S+\s+)*)?"
-    r"(?:env\s+\S+=\S+\s+)*(?:ba|z|da|k)?sh\b|"
-    r"\b(?:curl|wget)\b[^|;&\n]*\|\s*(?:sudo\s+)?python[0-9.]*\b"
+ADD_URL = re.compile(r"(?:^|\s)ADD\s+(?:--\S{1,256}\s+){0,8}(?P<url>https?://\S+)", re.I)
+# ``curl ... | sh``, matched per shell piece so that hostile steps (a megabyte of
+# ``curl curl curl``) cost linear time: a piece naming a downloader, then a pipe, then
+# a piece starting with a shell (or python, after curl or wget).
+_PIECE = re.compile(r"([^|;&\n]*)([|;&\n]?)")
+_DOWNLOADER = re.compile(r"\b(?:curl|wget|fetch)\b")
+_SHELL_AFTER = re.compile(
+    r"\s*(?:sudo\s+(?:-\S{1,64}\s+){0,8})?(?:env\s+(?:\S{1,256}=\S{1,256}\s+){0,16})?"
+    r"(?:ba|z|da|k)?sh\b"
 )
+_PYTHON_AFTER = re.compile(r"\s*(?:sudo\s+)?python[0-9.]*\b")
+
+
+def pipe_to_shell(command: str) -> str | None:
+    """The ``curl ... | sh`` part of a command, or None."""
+    pieces = [(m.start(1), m.group(1), m.group(2)) for m in _PIECE.finditer(command) if m.group(0)]
+    for (start, text, sep), (next_start, next_text, _) in itertools.pairwise(pieces):
+        if sep != "|":
+            continue
+        downloader = _DOWNLOADER.search(text)
+        if downloader is None:
+            continue
+        shell = _SHELL_AFTER.match(next_text)
+        if shell is None and downloader.group(0) != "fetch":
+            shell = _PYTHON_AFTER.match(next_text)
+        if shell is not None:
+            return command[start + downloader.start() : next_start + shell.end()]
+    return None
 
 
 def parse_build_args(created_by: str) -> tuple[list[tuple[str, str]], str]:
@@ -146,7 +169,7 @@ class HistoryAnalyzer(ImageAnalyzer):
                     ),
                 )
             )
-        pipe = PIPE_TO_SHELL.search(command)
+        pipe = pipe_to_shell(command)
         if pipe:
             found.append(
                 Finding(
@@ -155,7 +178,7 @@ class HistoryAnalyzer(ImageAnalyzer):
                     severity=Severity.MEDIUM,
                     category=Category.SUPPLY_CHAIN,
                     location=where("RUN"),
-                    match=detection.redact_text(pipe.group(0))[:200],
+                    match=detection.redact_text(pipe)[:200],
                     description=(
                         "Whatever the server returns at build time is executed unverified. "
                         "Download to a file, verify its checksum or signature, then run it."

@@ -8,6 +8,13 @@ argument of ``curl -u``, ``mysql -pPASS``, ``--password PASS``, the value of an
 those values are in a text so that :meth:`scanner.detection.Detection.redact_text`
 (the one redaction function) masks them. Over-masking a harmless word costs a little
 readability; missing a password prints it, so the patterns lean towards masking.
+
+The text comes from the image, so it may be hostile: every pattern starts at a word
+boundary or a literal and every repetition is bounded, which keeps matching linear
+in the length of the text (a megabyte of ``docker login docker login ...`` must not
+take minutes). Forms that depend on the command (``-p`` means a password only for
+``mysql``, ``docker login``...) are matched per shell segment (between ``|``, ``;``,
+``&`` and newlines) that names the command.
 """
 
 from __future__ import annotations
@@ -15,13 +22,18 @@ from __future__ import annotations
 import re
 
 # A value on a command line: a quoted string, or a run of non-blank characters
-# that stops at a quote or a shell operator.
-_VALUE = r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'|;&<>()]+))"""
+# that stops at a quote or a shell operator. Bounded: see the module docstring.
+# A missing closing quote still masks the value (and keeps a failed match from
+# having scanned far for nothing).
+_VALUE = (
+    r"""(?:"(?P<dq>[^"\n]{0,2048})"?|'(?P<sq>[^'\n]{0,2048})'?"""
+    r"""|(?P<bare>[^\s"'|;&<>()]{1,2048}))"""
+)
 
 # Option names that take a credential as their argument: --password, --http-password,
 # --proxy-password, --token, --auth-token, --api-key, --secret, --client-secret...
 _CREDENTIAL_OPTION = (
-    r"--(?:[A-Za-z0-9]+[-_])*"
+    r"--(?:[A-Za-z0-9]{1,32}[-_]){0,4}"
     r"(?:password|passwd|pass|pwd|passphrase|token|secret|api[-_]?key|access[-_]?key"
     r"|secret[-_]?key|private[-_]?key|auth|credentials?)"
 )
@@ -29,7 +41,7 @@ _CREDENTIAL_OPTION = (
 # Header names whose value is a credential.
 _CREDENTIAL_HEADER = (
     r"(?:proxy-)?authorization|cookie|x-api-key|api-key|apikey|x-auth-token|x-access-token"
-    r"|private-token|job-token|deploy-token|x-vault-token|x-[a-z0-9-]*(?:token|key|secret)"
+    r"|private-token|job-token|deploy-token|x-vault-token|x-[a-z0-9-]{0,64}(?:token|key|secret)"
 )
 
 # Words in a variable or key name that make its value worth masking in display text.
@@ -41,60 +53,87 @@ SENSITIVE_FRAGMENT = re.compile(
     re.IGNORECASE,
 )
 
+_FLAGS = re.IGNORECASE | re.VERBOSE
+
+# Forms recognised wherever they are.
 PATTERNS: tuple[re.Pattern[str], ...] = tuple(
-    re.compile(p, re.IGNORECASE | re.VERBOSE)
+    re.compile(p, _FLAGS)
     for p in (
         # scheme://user:password@host (git clone, psql, pip --index-url, ADD https://...)
-        r"[a-z][a-z0-9+.-]*://[^\s/@:'\"]*:(?P<bare>[^\s/@'\"]+)@",
+        r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,31}://[^\s/@:'\"]{0,256}:"
+        r"(?P<bare>[^\s/@'\"]{1,2048})@",
         # scheme://TOKEN@host: a user name long enough to be a token
-        r"[a-z][a-z0-9+.-]*://(?P<bare>[^\s/@:'\"]{16,})@",
+        r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,31}://(?P<bare>[^\s/@:'\"]{16,2048})@",
         # curl -u user:pass, --user user:pass, --proxy-user, -U, -uuser:pass
-        r"(?<![\w-])(?:-u|-U|--user|--proxy-user)(?:\s+|=)?"
-        r"(?:\"[^\":\n]*:(?P<dq>[^\"\n]*)\"|'[^':\n]*:(?P<sq>[^'\n]*)'"
-        r"|[^\s:\"'|;&]*:(?P<bare>[^\s\"'|;&<>()]+))",
+        r"(?<![\w-])(?:-u|-U|--user|--proxy-user)(?:\s{1,16}|=)?"
+        r"(?:\"[^\":\n]{0,128}:(?P<dq>[^\"\n]{0,2048})\"?|'[^':\n]{0,128}:(?P<sq>[^'\n]{0,2048})'?"
+        r"|[^\s:\"'|;&]{0,128}:(?P<bare>[^\s\"'|;&<>()]{1,2048}))",
         # --password PASS, --password=PASS, --http-password=..., --token X, --api-key X
-        rf"(?<![\w-]){_CREDENTIAL_OPTION}(?:\s+|=){_VALUE}",
-        # mysql/mariadb -pPASS (attached), also mysqldump, mysqladmin
-        r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump|mysqlimport)\b"
-        r"[^|;&\n]*?\s-p(?P<bare>[^\s\"'|;&<>()-][^\s\"'|;&<>()]*)",
-        # docker/podman/helm/... login -p PASS
-        r"\b(?:docker|podman|buildah|skopeo|helm|oras|crane|nerdctl)\b[^|;&\n]*?\blogin\b"
-        rf"[^|;&\n]*?\s-p(?:\s+|=)?{_VALUE}",
-        # sshpass -p PASS, redis-cli -a PASS, openssl -pass pass:X / -passin / -passout
-        rf"\bsshpass\s+(?:-\S+\s+)*?-p\s*{_VALUE}",
-        rf"\bredis-cli\b[^|;&\n]*?\s-a\s+{_VALUE}",
-        r"(?<![\w-])-pass(?:in|out)?\s+(?:pass|env):(?P<bare>[^\s\"'|;&<>()]+)",
-        # htpasswd -b FILE USER PASSWORD (and -nb USER PASSWORD)
-        r"\bhtpasswd\s+(?:-[a-zA-Z]*b[a-zA-Z]*\s+)(?:-\S+\s+)*(?:\S+\s+)?\S+\s+"
-        rf"{_VALUE}(?=\s*(?:$|[|;&)]))",
+        rf"(?<![\w-]){_CREDENTIAL_OPTION}(?:\s{{1,16}}|=){_VALUE}",
+        # openssl -pass pass:X / -passin / -passout
+        r"(?<![\w-])-pass(?:in|out)?\s{1,16}(?:pass|env):(?P<bare>[^\s\"'|;&<>()]{1,2048})",
         # -H "Authorization: Bearer X", --header 'X-Api-Key: X', Cookie: ...
-        rf"(?<![\w-])(?:{_CREDENTIAL_HEADER})\s*:\s*"
-        r"(?:(?:bearer|basic|token|digest|apikey|flyv1)\s+)?(?P<bare>[^\s\"'\n][^\"'\n]*)",
+        rf"(?<![\w-])(?:{_CREDENTIAL_HEADER})\s{{0,16}}:\s{{0,16}}"
+        r"(?:(?:bearer|basic|token|digest|apikey|flyv1)\s{1,16})?"
+        r"(?P<bare>[^\s\"'\n][^\"'\n]{0,2047})",
         # a bare scheme and credential, as servers echo them: Bearer X, Basic BASE64
-        r"(?<![\w-])(?:bearer|basic)\s+(?P<bare>[A-Za-z0-9._~+/=-]{8,})",
-        # npm/yarn/pnpm config set _authToken X, npmAuthToken X, //host/:_authToken X
-        r"\b(?:npm|yarn|pnpm)\b[^|;&\n]*?\bconfig\s+set\s+(?:--\S+\s+)*\S*"
-        rf"(?:auth|token|password|_auth)\S*\s+{_VALUE}",
-        # .netrc: machine HOST login USER password PASS (also "passwd")
-        rf"(?:(?<![\w-])|(?<=\\[nt]))(?:password|passwd)\s+(?![-=]){_VALUE}",
-        # JSON or YAML-ish "password": "X", token: X
-        r"""["']?[A-Za-z0-9_.-]*(?:password|passwd|secret|token|api_?key|apikey|auth)"""
-        r"""[A-Za-z0-9_.-]*["']?\s*:\s*(?:"(?P<dq>[^"\n]+)"|'(?P<sq>[^'\n]+)')""",
+        r"(?<![\w-])(?:bearer|basic)\s{1,16}(?P<bare>[A-Za-z0-9._~+/=-]{8,2048})",
+        # .netrc: machine HOST login USER password PASS (also "passwd"; \n as printf writes it)
+        rf"(?:(?<![\w-])|(?<=\\[nt]))(?:password|passwd)\s{{1,16}}(?![-=]){_VALUE}",
+        # JSON or YAML-ish "password": "X", token: 'X'
+        r"""(?<![A-Za-z0-9_.-])["']?[A-Za-z0-9_.-]{0,64}"""
+        r"""(?:password|passwd|secret|token|api_?key|apikey|auth)[A-Za-z0-9_.-]{0,64}["']?"""
+        r"""\s{0,16}:\s{0,16}(?:"(?P<dq>[^"\n]{1,2048})"?|'(?P<sq>[^'\n]{1,2048})'?)""",
     )
 )
 
-# ENV NAME value (the legacy space form): the whole rest of the step is the value.
-ENV_SPACE_FORM = re.compile(
-    r"(?:^|\s|#\(nop\)\s+)ENV\s+(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)\s+(?P<value>[^=\n][^\n]*?)"
-    r"(?:\s+#\s*buildkit)?$",
-    re.MULTILINE,
+# Forms that depend on the command of their shell segment: (words the segment names,
+# in this order; argument pattern). A ``key`` group, when the pattern has one, must
+# name a credential for the value to count.
+SEGMENT_PATTERNS: tuple[tuple[tuple[re.Pattern[str], ...], re.Pattern[str]], ...] = tuple(
+    # arguments are case-sensitive: mysql -P is the port, -p the password
+    (tuple(re.compile(c, _FLAGS) for c in commands), re.compile(argument, re.VERBOSE))
+    for commands, argument in (
+        # mysql/mariadb -pPASS (attached), also mysqldump, mysqladmin
+        (
+            (r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump|mysqlimport)\b",),
+            r"(?<![\w-])-p(?P<bare>[^\s\"'|;&<>()-][^\s\"'|;&<>()]{0,2047})",
+        ),
+        # docker/podman/helm/... login -p PASS
+        (
+            (r"\b(?:docker|podman|buildah|skopeo|helm|oras|crane|nerdctl)\b", r"\blogin\b"),
+            rf"(?<![\w-])-p(?:\s{{1,16}}|=)?{_VALUE}",
+        ),
+        # sshpass -p PASS
+        ((r"\bsshpass\b",), rf"(?<![\w-])-p\s{{0,16}}{_VALUE}"),
+        # redis-cli -a PASS
+        ((r"\bredis-cli\b",), rf"(?<![\w-])-a\s{{1,16}}{_VALUE}"),
+        # npm/yarn/pnpm config set _authToken X, npmAuthToken X, //host/:_authToken X
+        (
+            (r"\b(?:npm|yarn|pnpm)\b", r"\bconfig\b"),
+            r"(?<![\w-])set\s{1,16}(?:--[\w-]{1,64}\s{1,16}){0,4}(?P<key>[^\s=]{1,320})"
+            rf"\s{{1,16}}{_VALUE}",
+        ),
+    )
 )
 
+# htpasswd -b FILE USER PASSWORD (and -nb USER PASSWORD): the last word of the segment.
+HTPASSWD = re.compile(r"\bhtpasswd\s{1,16}-[a-z]{0,8}b", re.IGNORECASE)
 
-def _value_span(m: re.Match[str]) -> tuple[int, int] | None:
+# ENV NAME value (the legacy space form): the whole rest of the line is the value.
+ENV_SPACE_FORM = re.compile(
+    r"(?:^|(?<=\s))ENV\s{1,16}(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,256})\s{1,16}(?=[^=\s])"
+)
+
+_SEGMENT = re.compile(r"[^|;&\n]+")
+_LINE = re.compile(r"[^\n]+")
+
+
+def _value_span(m: re.Match[str], offset: int = 0) -> tuple[int, int] | None:
     for group in ("dq", "sq", "bare"):
         if group in m.re.groupindex and m.group(group):
-            return m.span(group)
+            start, end = m.span(group)
+            return start + offset, end + offset
     return None
 
 
@@ -104,9 +143,54 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
     for pattern in PATTERNS:
         for m in pattern.finditer(text):
             span = _value_span(m)
-            if span is not None and span[1] > span[0]:
+            if span is not None:
                 spans.append(span)
-    for m in ENV_SPACE_FORM.finditer(text):
-        if SENSITIVE_FRAGMENT.search(m.group("name")) and m.group("value").strip():
-            spans.append(m.span("value"))
+    for segment in _SEGMENT.finditer(text):
+        spans += _segment_spans(segment.group(0), segment.start())
+    for line in _LINE.finditer(text):
+        spans += _env_spans(line.group(0), line.start())
+    return spans
+
+
+def _env_spans(line: str, offset: int) -> list[tuple[int, int]]:
+    """``ENV NAME value`` with a credential's name: the rest of the line is masked."""
+    for m in ENV_SPACE_FORM.finditer(line):
+        if SENSITIVE_FRAGMENT.search(m.group("name")):
+            end = _without_buildkit_suffix(line)
+            if end > m.end():
+                return [(offset + m.end(), offset + end)]
+    return []
+
+
+def _without_buildkit_suffix(line: str) -> int:
+    """Where ``line`` ends without trailing blanks and a ``# buildkit`` comment."""
+    text = line.rstrip()
+    if text.endswith("buildkit"):
+        before = text[: -len("buildkit")].rstrip()
+        if before.endswith("#"):
+            return len(before[:-1].rstrip())
+    return len(text)
+
+
+def _segment_spans(segment: str, offset: int) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for commands, argument in SEGMENT_PATTERNS:
+        pos = 0
+        for command in commands:
+            found = command.search(segment, pos)
+            if found is None:
+                break
+            pos = found.end()
+        else:
+            for m in argument.finditer(segment, pos):
+                if "key" in argument.groupindex and not SENSITIVE_FRAGMENT.search(m["key"]):
+                    continue
+                span = _value_span(m, offset)
+                if span is not None:
+                    spans.append(span)
+    if HTPASSWD.search(segment):
+        words = list(re.finditer(r"\S+", segment))
+        if len(words) >= 4:  # htpasswd -b[c] [FILE] USER PASSWORD
+            start, end = words[-1].span()
+            spans.append((start + offset, end + offset))
     return spans

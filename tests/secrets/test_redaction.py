@@ -144,3 +144,50 @@ def _shared() -> Detection:
     if not _DETECTION:
         _DETECTION.append(Detection(SignatureSet.builtin(), hash_key=TEST_FINGERPRINT_KEY))
     return _DETECTION[0]
+
+
+# --- hostile length: matching stays linear ---------------------------------------------
+
+HOSTILE_UNITS = [
+    "mysql ",
+    "docker login ",
+    "sshpass ",
+    "redis-cli ",
+    "htpasswd -b a ",
+    "npm config set ",
+    "-H Authorization: ",
+    "Cookie:",
+    "password ",
+    ",a://x:",
+    "(-uxx",
+    "ENV A_PASSWORD ",
+    '"password": ',
+    'A_TOKEN="',
+    '--password "',
+    "curl ",
+    "ADD --a ",
+    "|9 A=",
+    "a",
+]
+
+
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+def test_a_long_hostile_step_is_redacted_without_blowing_up(
+    detection: Detection, unit: str
+) -> None:
+    """Each of these took from seconds to minutes on 20 KB with backtracking patterns;
+    the alarm turns a regression into a failure instead of a hung suite."""
+    import signal
+
+    def too_slow(signum: int, frame: object) -> None:
+        raise TimeoutError(f"redacting {unit!r} * N did not finish: super-linear matching")
+
+    text = unit * (60_000 // len(unit))
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(30)
+    try:
+        shown = redact_step(detection, text)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert shown is not None
