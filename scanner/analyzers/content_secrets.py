@@ -277,7 +277,7 @@ class GluedTokens:
 
 class ContentSecretsAnalyzer(FileAnalyzer):
     id = "content-secrets"
-    version = 3  # 3: first-party code in site-packages keeps its severity
+    version = 4  # 3: findings carry their blast radius; 4: first-party site-packages
     needs_content = True
     limits: ArchiveLimits = DEFAULT_LIMITS
 
