@@ -25,6 +25,7 @@ from scanner.commands import (
 )
 from scanner.errors import LayerleakError, UsageError
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
+from scanner.ignore import summary_note
 from scanner.image import Image
 from scanner.reference import parse_reference
 from scanner.registry.client import Endpoint, RegistryClient
@@ -125,11 +126,14 @@ def timeline_command(
 
     triage, options, reveal = triage_and_options(scan_args, options)
     warned: set[str] = set()
+    ignored = Report([])  # ignore-file counts summed over the releases, for the summary
 
     def scan_release(ref: str) -> ImageResult:
         """One release, with the ignore file, baseline and --verify applied."""
         report = Report([scanner.scan(ref)], fail_on=gate.fail_on, reveal=reveal)
         finish_and_warn(report, triage, reveal, warned)
+        for file, n in report.ignore_files.items():
+            ignored.ignore_files[file] = ignored.ignore_files.get(file, 0) + n
         return report.images[0]
 
     with make_scanner(options) as scanner:
@@ -155,5 +159,5 @@ def timeline_command(
     for problem in timeline.all_problems():
         say(f"layerleak: error: {problem.image}: {problem.message}")
     if not quiet:
-        say(summary_line(timeline, gate))
+        say(summary_line(timeline, gate) + summary_note(ignored))
     sys.exit(timeline.exit_code(gate))
