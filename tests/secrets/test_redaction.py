@@ -65,6 +65,8 @@ CREDENTIAL_FORMS = [
     (f"RUN |1 FLY_TOKEN=FlyV1 {SECRET} /bin/sh -c flyctl deploy # buildkit", SECRET),
     (f"ADD https://user:{SECRET}@downloads.example.com/tool.tgz /opt/", SECRET),
     (f"pip install --index-url https://__token__:{SECRET}@pypi.example.com/simple x", SECRET),
+    (f"401 Unauthorized (sent: Bearer {SECRET}{SECRET})", f"{SECRET}{SECRET}"),
+    ("denied: Basic dXNlcjpacThwUGxtMlh3UnQ= rejected", "dXNlcjpacThwUGxtMlh3UnQ="),
 ]
 
 
@@ -191,3 +193,13 @@ def test_a_long_hostile_step_is_redacted_without_blowing_up(
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert shown is not None
+
+
+def test_problem_messages_are_redacted(tmp_path: object) -> None:
+    """A problem message quotes what it was given (a path, a server's text)."""
+    from scanner.scan import Scanner, ScanOptions
+
+    with Scanner(ScanOptions(use_cache=False, jobs=1)) as scanner:
+        result = scanner.scan(f"oci:/nonexistent/x --password={SECRET}")
+    assert result.problems
+    assert all(SECRET not in p.message for p in result.problems)
