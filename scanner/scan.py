@@ -160,7 +160,7 @@ class Scanner:
 
     def scan_all(self, sources: Iterable[str]) -> Report:
         try:
-            images = [self.scan(s) for s in sources]
+            images = [result for s in sources for result in self.scan_source(s)]
         except BaseException:  # Ctrl-C, SIGTERM: stop the workers now
             self.close(abort=True)
             raise
@@ -172,38 +172,49 @@ class Scanner:
         return self.options.source.deadline
 
     def scan(self, source_text: str) -> ImageResult:
-        """One image; whatever goes wrong reading it is a problem of this image only.
+        """One image (a source holding several is an error naming them).
 
-        Problem messages can quote what a registry or an image said; they go through
-        the redaction function like any other text shown to the user.
+        Whatever goes wrong reading an image is a problem of that image only. Problem
+        messages can quote what a registry or an image said; they go through the
+        redaction function like any other text shown to the user.
         """
-        result = self._scan(source_text)
-        result.problems = [
-            replace(p, message=self.detection.redact_text(p.message)) for p in result.problems
-        ]
-        return result
+        return self._scan(source_text, every=False)[0]
 
-    def _scan(self, source_text: str) -> ImageResult:
+    def scan_source(self, source_text: str) -> list[ImageResult]:
+        """Every image of a source: several for a ``docker save A B`` archive."""
+        return self._scan(source_text, every=True)
+
+    def _scan(self, source_text: str, every: bool) -> list[ImageResult]:
+        results = self._read(source_text, every)
+        for result in results:
+            result.problems = [
+                replace(p, message=self.detection.redact_text(p.message)) for p in result.problems
+            ]
+        return results
+
+    def _read(self, source_text: str, every: bool) -> list[ImageResult]:
         if self.deadline.expired():
-            return _failed(
-                source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
-            )
+            return [
+                _failed(
+                    source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
+                )
+            ]
         kind = "?"
-        partial: list[ImageResult] = []
+        partial: list[ImageResult] = []  # images begun, kept if a later step fails
         try:
             source = resolve(source_text, self.options.source)
             kind = source.kind
             with source:
-                image = source.load()
-                return self._scan_image(image, partial)
+                images = source.load_all() if every else [source.load()]
+                return [self._scan_image(image, partial) for image in images]
         except LayerleakError as exc:
             message = str(exc)
         except Exception as exc:  # a hostile image must not end the run for the others
             message = self._unexpected(exc, f"{source_text}: reading the image")
         if partial:  # keep what was found before it went wrong
-            partial[0].problems.append(ScanProblem(partial[0].name, None, None, message))
-            return partial[0]
-        return _failed(source_text, kind, message)
+            partial[-1].problems.append(ScanProblem(partial[-1].name, None, None, message))
+            return partial
+        return [_failed(source_text, kind, message)]
 
     def _unexpected(self, exc: BaseException, what: str) -> str:
         """The message of an unexpected error: named, never raw (it may quote a secret)."""
@@ -212,7 +223,10 @@ class Scanner:
 
     def _scan_image(self, image: Image, partial: list[ImageResult] | None = None) -> ImageResult:
         result = ImageResult(
-            name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
+            name=image.name,
+            source_kind=image.source_kind,
+            index_digest=image.index_digest,
+            tags=list(image.tags),
         )
         if partial is not None:
             partial.append(result)
