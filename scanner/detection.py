@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from scanner.archives.limits import DEFAULT_LIMITS, ArchiveLimits, ImageUsage
 from scanner.blast import Clue, radius
 from scanner.findings import Finding, Location, Severity, hash_secret, redact
 from scanner.keys import key_id, load_key
@@ -125,12 +126,16 @@ MIN_WORD = 8
 class Detection:
     signatures: SignatureSet
     reveal: bool = False
+    archive_limits: ArchiveLimits = DEFAULT_LIMITS
     # Key of secret hashes and fingerprints; None: the installation's (scanner.keys).
     hash_key: bytes | None = None
     engine: SecretEngine = field(init=False)
+    # archive bytes and entries of the image being scanned, shared with forked workers
+    archive_usage: ImageUsage = field(init=False)
 
     def __post_init__(self) -> None:
         self.engine = SecretEngine(self.signatures)
+        self.archive_usage = ImageUsage()
         if self.hash_key is None:
             self.hash_key = load_key()
 

@@ -24,6 +24,7 @@ from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
 from scanner.analyzers.content_secrets import lowered
 from scanner.analyzers.history import redact_step
 from scanner.analyzers.interface import ImageContext
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.cache import LayerCache, default_cache_dir
 from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
@@ -57,6 +58,7 @@ class ScanOptions:
     use_cache: bool = True
     cache_dir: Path | None = None  # default: the user cache directory
     fingerprint_key: bytes | None = None  # default: the installation's (scanner.keys)
+    archive_limits: ArchiveLimits = DEFAULT_LIMITS  # nested archives: per file, layer, image
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Scanner:
             SignatureSet.load(options.rules),
             reveal=options.reveal,
             hash_key=options.fingerprint_key,
+            archive_limits=options.archive_limits,
         )
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
         self._context = self._image_context()
@@ -236,6 +239,7 @@ class Scanner:
             for layer in platform.layers:
                 if layer.digest not in self._layers:
                     todo.setdefault(layer.digest, layer)
+        self.detection.archive_usage.reset()  # the archive budget per image starts here
         self._scan_layers(list(todo.values()))
         for platform in image.platforms:
             try:

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.baseline import Baseline
 from scanner.baseline import apply as apply_baseline
 from scanner.baseline import load as load_baseline
@@ -164,6 +165,14 @@ def scan_options(f: F) -> F:
             "ignore files match (env LAYERLEAK_FINGERPRINT_KEY_FILE, or the key itself in "
             "LAYERLEAK_FINGERPRINT_KEY). Default: one per user, created on first use.",
         ),
+        click.option(
+            "--archive-limit",
+            "archive_limit_values",
+            multiple=True,
+            metavar="NAME=SIZE",
+            help="Change a nested-archive budget, e.g. layer-budget=4G, image-members=5000000 "
+            "(repeatable; names and defaults in the README's Security model).",
+        ),
     )(f)
 
 
@@ -247,6 +256,7 @@ def build_scan_options(
     fingerprint_key_file: Path | None = None,
     deadline: float | None = None,
     timeout: float = 30.0,
+    archive_limit_values: Sequence[str] = (),
 ) -> ScanOptions:
     key = None
     if fingerprint_key_file is not None:
@@ -271,7 +281,21 @@ def build_scan_options(
         use_cache=not no_cache,
         cache_dir=cache_dir,
         fingerprint_key=key,
+        archive_limits=parse_archive_limits(archive_limit_values),
     )
+
+
+def parse_archive_limits(values: Sequence[str]) -> ArchiveLimits:
+    settings: dict[str, str] = {}
+    for value in values:
+        name, sep, size = value.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{value!r} is not NAME=SIZE", param_hint="--archive-limit")
+        settings[name] = size
+    try:
+        return DEFAULT_LIMITS.with_settings(settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--archive-limit") from None
 
 
 SCAN_ARGS = (
@@ -287,6 +311,7 @@ SCAN_ARGS = (
     "fingerprint_key_file",
     "deadline",
     "timeout",
+    "archive_limit_values",
 )
 
 
@@ -307,6 +332,7 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
         fingerprint_key_file=args.get("fingerprint_key_file"),
         deadline=args.get("deadline"),
         timeout=float(args.get("timeout") or 30.0),
+        archive_limit_values=args.get("archive_limit_values", ()),
     )
 
 
