@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench fixtures clean
+.PHONY: install system-deps demo test lint format bench fixtures clean screenshots
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: install
 	$(PY) -m fixtures fixtures/out --only demo
 	$(VENV)/bin/layerleak scan --format table oci:$(DEMO); status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi
+
+# The README's picture of the HTML report of the demo image (needs Debian's chromium).
+screenshots: install
+	PYTHONPATH=. $(PY) scripts/screenshot_report.py docs/report.png
 
 test: install system-deps
 	$(VENV)/bin/pytest -q

@@ -173,11 +173,13 @@ def _matches_anything(pattern: str, probes: Sequence[str]) -> bool:
     return all(fnmatch.fnmatchcase(p, pattern.lstrip("/")) for p in probes)
 
 
-def summary_note(report: Report) -> str:
-    """``; ignore files: F (N suppressed), ...`` for one-line summaries ('' if none)."""
-    if not report.ignore_files:
+def summary_note(counts: Report | dict[str, int]) -> str:
+    """``; ignore files: F (N suppressed), ...`` for one-line summaries ('' if none);
+    ``counts`` is a report's ``ignore_files`` (or the report)."""
+    files_used = counts.ignore_files if isinstance(counts, Report) else counts
+    if not files_used:
         return ""
-    files = ", ".join(f"{name} ({n} suppressed)" for name, n in report.ignore_files.items())
+    files = ", ".join(f"{name} ({n} suppressed)" for name, n in files_used.items())
     return f"; ignore files: {files}"
 
 

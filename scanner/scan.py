@@ -190,6 +190,7 @@ class Scanner:
     def _scan(self, source_text: str, every: bool) -> list[ImageResult]:
         results = self._read(source_text, every)
         for result in results:
+            result.rules_digest = self.detection.signatures.digest
             result.problems = [
                 replace(p, message=self.detection.redact_text(p.message)) for p in result.problems
             ]
