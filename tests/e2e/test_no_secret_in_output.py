@@ -23,7 +23,7 @@ from scanner.cli import main
 from scanner.report.formats import FORMATTERS
 from scanner.scan import Scanner, ScanOptions
 
-FORMATS = ("table", "json", "sarif", "markdown")
+FORMATS = ("table", "json", "sarif", "markdown", "html")
 MIN_CHECKED = 8  # shorter secrets ("root", "1234") also occur as ordinary words
 
 
