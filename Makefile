@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench fixtures clean screenshots
+.PHONY: install system-deps demo test lint format bench bench-baseline fixtures clean screenshots
 
 install: $(STAMP)
 
@@ -52,3 +52,8 @@ clean:
 # measures floor, cold scan, warm re-scan and trivy (when installed) in one run.
 bench: install
 	$(PY) -m bench.run
+
+# Record the findings the benchmark's cold scans must keep, from the code before a change:
+# CODE=DIR runs the source tree in DIR (e.g. `git archive main | tar -x -C DIR`) instead.
+bench-baseline: install
+	$(PY) -m bench.run --record-baseline $(if $(CODE),--code $(CODE))

@@ -94,8 +94,25 @@ class Main(click.Group):
                 signal.signal(signal.SIGTERM, previous)
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from scanner.secrets.prefilter import active_backend
+
+    click.echo(f"layerleak, version {__version__}")
+    click.echo(f"keyword prefilter: {active_backend()}")
+    ctx.exit()
+
+
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="layerleak")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and the active keyword prefilter, and exit.",
+)
 def main() -> None:
     """layerleak: forensic scanner for container images, per layer."""
 
