@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench bench-baseline fixtures clean screenshots
+.PHONY: install system-deps demo test lint format bench bench-baseline bench-sweep fixtures clean screenshots
 
 install: $(STAMP)
 
@@ -57,3 +57,8 @@ bench: install
 # CODE=DIR runs the source tree in DIR (e.g. `git archive main | tar -x -C DIR`) instead.
 bench-baseline: install
 	$(PY) -m bench.run --record-baseline $(if $(CODE),--code $(CODE))
+
+# Sweep benchmark (not a test): a fleet of images sharing base layers, scanned with 1 and 2
+# local workers, through a local Dask cluster and through the directory and Redis caches.
+bench-sweep: install
+	$(PY) -m bench.sweep

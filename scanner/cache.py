@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,12 @@ import platformdirs
 from scanner import __version__
 from scanner.blast import refreshed
 from scanner.digests import is_supported
-from scanner.findings import Finding, Status
-from scanner.layers import LayerIndex
-from scanner.results import LayerResult
+from scanner.results import LAYER_RESULT_FORMAT, LayerResult
 
-CACHE_FORMAT = 4  # 2: layer indexes record paths written twice; 3: payload checksum;
-# 4: layer indexes record dpkg conffiles and the MD5 of etc/ files with findings
+# 2: layer indexes record paths written twice; 3: payload checksum; 4: layer indexes
+# record dpkg conffiles and the MD5 of etc/ files with findings; 5: the payload is the
+# layer result's one serialised form (LayerResult.to_doc), shared with the worker wire.
+CACHE_FORMAT = LAYER_RESULT_FORMAT
 DIR_MODE = 0o700
 
 
@@ -145,30 +144,11 @@ def unseal(data: bytes) -> dict[str, Any]:
 
 
 def _encode(result: LayerResult) -> dict[str, Any]:
-    return {
-        "format": CACHE_FORMAT,
-        "digest": result.digest,
-        "findings": [f.to_dict() for f in result.findings],
-        "index": result.index.to_json(),
-        "entries": result.entries,
-        "compressed_bytes": result.compressed_bytes,
-        "uncompressed_bytes": result.uncompressed_bytes,
-        "compression": result.compression,
-    }
+    return result.to_doc()
 
 
 def _decode(doc: dict[str, Any], digest: str) -> LayerResult:
-    if doc.get("format") != CACHE_FORMAT or doc.get("digest") != digest:
-        raise ValueError("format or digest does not match")
+    result = LayerResult.from_doc(doc, digest, cached=True)
     # refreshed: a credential that expired since the layer was cached is lowered now
-    findings = [refreshed(replace(Finding.from_dict(f), status=Status())) for f in doc["findings"]]
-    return LayerResult(
-        digest=digest,
-        findings=findings,
-        index=LayerIndex.from_json(doc["index"]),
-        entries=int(doc["entries"]),
-        compressed_bytes=int(doc["compressed_bytes"]),
-        uncompressed_bytes=int(doc["uncompressed_bytes"]),
-        compression=str(doc["compression"]),
-        cached=True,
-    )
+    result.findings = [refreshed(f) for f in result.findings]
+    return result

@@ -157,6 +157,8 @@ def scan(**args: object) -> None:
     report = scanner.scan_all(sources)
     if progress is not None:
         progress.clear()
+    for note in scanner.notes:
+        click.echo(f"layerleak: warning: {note}", err=True)
     finish_and_warn(report, triage, reveal)
     deliver(ScanOutcome(report), gate, args["fmt"], args["output"], quiet)  # type: ignore[arg-type]
 

@@ -377,6 +377,7 @@ def exposures(scans: Sequence[ReleaseScan]) -> list[Exposure]:
 
 LoadImage = Callable[[str], Image]
 ScanRef = Callable[[str], ImageResult]
+ScanRefs = Callable[[list[str]], list[ImageResult]]
 
 
 def build_timeline(
@@ -389,12 +390,15 @@ def build_timeline(
     reveal: bool = False,
     last: int | None = None,
     notify: Callable[[str], None] | None = None,
+    scan_many: ScanRefs | None = None,
 ) -> Timeline:
     """Resolve, order and scan the matching tags of ``repository`` (``host/name``).
 
     ``load(ref)`` reads an image's manifests and configs (for its digest and creation
     time); ``scan(ref)`` scans it. A tag that cannot be loaded is a problem in the
     timeline, and makes it incomplete. ``last``: scan only the newest N releases.
+    ``scan_many(refs)``, when given, scans every release at once (their layers fanned
+    out together) instead of one ``scan(ref)`` after another.
     """
     matching, skipped = match_tags(tags, patterns)
     problems: list[ScanProblem] = []
@@ -415,6 +419,12 @@ def build_timeline(
     if last is not None and last > 0:
         ordered = ordered[-last:]
     scans: list[ReleaseScan] = []
+    if scan_many is not None and ordered:
+        if notify:
+            notify(f"layerleak timeline: scanning {len(ordered)} release(s) of {repository}")
+        results = scan_many([r.ref for r in ordered])
+        scans = [ReleaseScan(r, result) for r, result in zip(ordered, results, strict=True)]
+        ordered = []
     for n, release in enumerate(ordered, 1):
         if notify:
             notify(f"layerleak timeline: scanning {release.tag} ({n}/{len(ordered)})")

@@ -7,7 +7,7 @@ import pytest
 
 from fixtures.catalog import build_all
 
-pytest_plugins = ["tests.infra.plugin"]
+pytest_plugins = ["tests.infra.plugin", "tests.infra.cluster_plugin"]
 
 TEST_FINGERPRINT_KEY = b"layerleak-test-suite-fingerprint-key"
 

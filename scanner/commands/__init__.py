@@ -33,6 +33,7 @@ from scanner.outcome import Outcome
 from scanner.report.registry import render
 from scanner.report.terminal import safe
 from scanner.results import Report
+from scanner.runners import ClusterOptions
 from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
 from scanner.triage import Triage
@@ -172,6 +173,67 @@ def scan_options(f: F) -> F:
             help="Change a nested-archive budget, e.g. layer-budget=4G, image-members=5000000 "
             "(repeatable; names and defaults in the README's Security model).",
         ),
+        cluster_options,
+    )(f)
+
+
+def cluster_options(f: F) -> F:
+    """``--cluster`` and its TLS options, ``--cache-backend``, ``--cache-expiry``."""
+    return _stack(
+        click.option(
+            "--cluster",
+            metavar="ADDRESS",
+            envvar="LAYERLEAK_CLUSTER",
+            default=None,
+            help="Scan layers on a Dask cluster (env LAYERLEAK_CLUSTER): tcp://HOST:8786 or "
+            "tls://HOST:8786 (a running scheduler), or local:N (N local worker processes). "
+            "Needs `pip install 'layerleak[cluster]'`. Registry layers are pulled by the "
+            "workers, with the registry credential sent along with each task.",
+        ),
+        click.option(
+            "--allow-insecure-cluster",
+            is_flag=True,
+            help="Send tasks carrying registry credentials (or revealed secrets) to a "
+            "scheduler over plain tcp on another host. Default: refused.",
+        ),
+        click.option(
+            "--shared-path",
+            is_flag=True,
+            help="The cluster's workers see the same paths as this machine: they also scan "
+            "layers of OCI layouts, archives and daemon exports. Default: the client does.",
+        ),
+        click.option(
+            "--cluster-tls-ca",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="CA certificate for a tls:// scheduler (else Dask's configuration).",
+        ),
+        click.option(
+            "--cluster-tls-cert",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Client certificate for a tls:// scheduler.",
+        ),
+        click.option(
+            "--cluster-tls-key",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Client private key for a tls:// scheduler.",
+        ),
+        click.option(
+            "--cache-backend",
+            metavar="URL",
+            envvar="LAYERLEAK_CACHE_BACKEND",
+            default=None,
+            help="Layer cache (env LAYERLEAK_CACHE_BACKEND): redis://[:PASSWORD@]HOST:6379/0, "
+            "rediss://... (TLS; password also from LAYERLEAK_REDIS_PASSWORD), file://PATH. "
+            "Default: the cache directory.",
+        ),
+        click.option(
+            "--cache-expiry",
+            type=click.IntRange(min=0),
+            default=30 * 24 * 3600,
+            show_default=True,
+            metavar="SECONDS",
+            help="Forget cache entries older than this (0: never).",
+        ),
     )(f)
 
 
@@ -253,6 +315,9 @@ def build_scan_options(
     no_cache: bool = False,
     cache_dir: Path | None = None,
     fingerprint_key_file: Path | None = None,
+    cache_backend: str | None = None,
+    cache_expiry: float = 30 * 24 * 3600,
+    cluster: ClusterOptions | None = None,
     deadline: float | None = None,
     timeout: float = 30.0,
     archive_limit_values: Sequence[str] = (),
@@ -281,6 +346,9 @@ def build_scan_options(
         cache_dir=cache_dir,
         fingerprint_key=key,
         archive_limits=parse_archive_limits(archive_limit_values),
+        cache_backend=cache_backend,
+        cache_expiry=cache_expiry,
+        cluster=cluster,
     )
 
 
@@ -311,6 +379,14 @@ SCAN_ARGS = (
     "deadline",
     "timeout",
     "archive_limit_values",
+    "cluster",
+    "allow_insecure_cluster",
+    "shared_path",
+    "cluster_tls_ca",
+    "cluster_tls_cert",
+    "cluster_tls_key",
+    "cache_backend",
+    "cache_expiry",
 )
 
 
@@ -332,6 +408,27 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
         deadline=args.get("deadline"),
         timeout=float(args.get("timeout") or 30.0),
         archive_limit_values=args.get("archive_limit_values", ()),
+        cache_backend=args.get("cache_backend") or None,
+        cache_expiry=float(args.get("cache_expiry", 30 * 24 * 3600)),
+        cluster=cluster_from_cli(args),
+    )
+
+
+def cluster_from_cli(args: Mapping[str, Any]) -> ClusterOptions | None:
+    """The --cluster options of a command line (None without --cluster)."""
+    address = str(args.get("cluster") or "").strip()
+    if not address:
+        for flag in ("allow_insecure_cluster", "shared_path"):
+            if args.get(flag):
+                raise click.UsageError(f"--{flag.replace('_', '-')} needs --cluster")
+        return None
+    return ClusterOptions(
+        address=address,
+        allow_insecure=bool(args.get("allow_insecure_cluster")),
+        shared_path=bool(args.get("shared_path")),
+        tls_ca=args.get("cluster_tls_ca"),
+        tls_cert=args.get("cluster_tls_cert"),
+        tls_key=args.get("cluster_tls_key"),
     )
 
 
@@ -342,6 +439,12 @@ def make_scanner(options: ScanOptions, **kwargs: Any) -> Scanner:
 
 
 # -- errors: the one place they become messages and exit codes ------------------------
+
+
+def warn_notes(scanner: Scanner) -> None:
+    """What the scanner wants the user to know (a cache it stopped using...), on stderr."""
+    for note in scanner.notes:
+        click.echo(f"layerleak: warning: {note}", err=True)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -11,6 +11,7 @@ import click
 
 from scanner.commands import (
     deliver,
+    emit,
     exit_on_error,
     finish_and_warn,
     gate_options,
@@ -18,10 +19,12 @@ from scanner.commands import (
     make_scanner,
     options_from_cli,
     output_options,
+    pick_format,
     say,
     scan_options,
     triage_and_options,
     triage_options,
+    warn_notes,
 )
 from scanner.fly import is_fly_registry, scan_app
 from scanner.fly.machines import (
@@ -31,6 +34,7 @@ from scanner.fly.machines import (
     DeployedImage,
     MachinesClient,
 )
+from scanner.fly.org import org_summary_line, render_org, scan_org
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
 from scanner.report.registry import formats
 from scanner.results import ImageResult
@@ -47,7 +51,13 @@ not be fully scanned.
 
 
 @click.command("fly", epilog=EPILOG)
-@click.argument("app")
+@click.argument("app", required=False)
+@click.option(
+    "--org",
+    metavar="SLUG",
+    help="Scan every app of this Fly.io organization instead of one APP: apps from "
+    "GET /v1/apps?org_slug=SLUG, images deduplicated across apps, one section per app.",
+)
 @click.option(
     "--token",
     envvar=list(TOKEN_ENV),
@@ -75,7 +85,8 @@ not be fully scanned.
 @gate_options
 @output_options(formats("fly"))
 def fly_command(
-    app: str,
+    app: str | None,
+    org: str | None,
     token: str | None,
     token_stdin: bool,
     api_url: str,
@@ -93,6 +104,8 @@ def fly_command(
     deduplicated by digest and each is scanned once from its registry. The report
     says, per image, which Machines, process groups and regions run it.
     """
+    if (app is None) == (org is None):
+        raise click.UsageError("give an APP or --org SLUG (not both)")
     gate = make_gate(fail_on, fail_on_category, exit_zero)
     if token_stdin:
         if scan_args.get("password_stdin"):
@@ -126,10 +139,44 @@ def fly_command(
                     password=token.strip(),
                     insecure=False,
                 )
-                scanners["fly"] = Scanner(
-                    replace(options, source=source), detection=scanners["default"].detection
-                )
+                scanners["fly"] = scanners["default"].sibling(source)
         return scanners[key]
+
+    def scan_images(images: list[DeployedImage]) -> dict[str, ImageResult]:
+        """Every distinct image of a sweep, fanned out together per credential."""
+        groups: dict[int, tuple[Scanner, list[DeployedImage]]] = {}
+        for image in images:
+            scanner = scanner_for(image)
+            groups.setdefault(id(scanner), (scanner, []))[1].append(image)
+        results: dict[str, ImageResult] = {}
+        for scanner, group in groups.values():
+            if not quiet:
+                click.echo(f"layerleak fly: scanning {len(group)} image(s)", err=True)
+            for image, result in zip(group, scanner.scan_many([i.ref for i in group]), strict=True):
+                results[image.ref] = result
+        return results
+
+    if org is not None:
+        try:
+            with exit_on_error(EXIT_INCOMPLETE):
+                swept = scan_org(org, client, scan_images, fail_on=gate.fail_on, reveal=reveal)
+        finally:
+            client.close()
+            for scanner in scanners.values():
+                scanner.close()
+        if "default" in scanners:
+            warn_notes(scanners["default"])
+        finish_and_warn(swept.report, triage, reveal)
+        name, color = pick_format(fmt, output)
+        emit(render_org(swept, name, color), output)
+        for message in swept.errors:
+            click.echo(f"layerleak: error: {message}", err=True)
+        for problem in swept.report.problems:
+            click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
+        if not quiet:
+            click.echo(org_summary_line(swept), err=True)
+        sys.exit(gate.fly_exit_code(swept.report, swept.api_complete))
+    assert app is not None
 
     def scan_one(image: DeployedImage) -> ImageResult:
         if not quiet:
@@ -138,10 +185,19 @@ def fly_command(
 
     try:
         with exit_on_error(EXIT_INCOMPLETE):
-            result = scan_app(app, client, scan_one, fail_on=gate.fail_on, reveal=reveal)
+            result = scan_app(
+                app,
+                client,
+                scan_one,
+                fail_on=gate.fail_on,
+                reveal=reveal,
+                scan_images=scan_images,
+            )
     finally:
         client.close()
         for scanner in scanners.values():
             scanner.close()
+    if "default" in scanners:
+        warn_notes(scanners["default"])
     finish_and_warn(result.report, triage, reveal)
     deliver(result, gate, fmt, output, quiet)
