@@ -112,3 +112,19 @@ def test_layer_cache_entries_are_per_key(image: Path, tmp_path: Path) -> None:
     second = fingerprints("two-key-0123456789abcdef")  # must not reuse key one's entries
     assert second == _hashes(_json(image, {KEY_ENV: "two-key-0123456789abcdef"}))
     assert set(first).isdisjoint(second)
+
+
+def test_workers_elsewhere_hash_with_the_clients_key(tmp_path: Path) -> None:
+    """A cluster worker rebuilds the detection from the spec: with the client's key, not
+    its own installation's (whose hashes would never match the client's baselines)."""
+    import pickle
+
+    from scanner.detection import Detection
+    from scanner.runners.interface import DetectionSpec, detection_from_spec
+    from scanner.signatures import SignatureSet
+
+    key = b"client-key-0123456789abcdef"
+    client = Detection(SignatureSet.builtin(), hash_key=key)
+    spec = DetectionSpec.from_files([], client.signatures, False, hash_key=client.key)
+    worker = detection_from_spec(pickle.loads(pickle.dumps(spec)))
+    assert worker.hash(SECRET) == client.hash(SECRET)
