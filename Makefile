@@ -26,7 +26,7 @@ fixtures: install
 # Scan the demo image; exit status 1 (findings at or above --fail-on) is the expected outcome.
 demo: install
 	$(PY) -m fixtures fixtures/out --only demo
-	$(VENV)/bin/layerleak scan --format table $(DEMO); status=$$?; \
+	$(VENV)/bin/layerleak scan --format table oci:$(DEMO); status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi
 
 # The README's picture of the HTML report of the demo image (needs Debian's chromium).

@@ -17,6 +17,7 @@ created 0700 and a shared cache must be writable only by trusted users.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -85,14 +86,20 @@ class LayerCache:
             return
         path = self._path(result.digest)
         data = gzip.compress(seal(_encode(result)), compresslevel=5, mtime=0)
+        tmp: str | None = None
         try:
             make_private_dirs(path.parent)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)  # atomic: a reader never sees half an entry
+            tmp = None
         except OSError:
             pass  # a cache that cannot be written only costs time
+        finally:
+            if tmp is not None:  # a failed write, or Ctrl-C/SIGTERM in the middle
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
 
 def make_private_dirs(path: Path) -> None:

@@ -163,6 +163,7 @@ class Report:
     reveal: bool = False
     suppressed: Counter[str] = field(default_factory=Counter)  # reason -> count
     show_suppressed: bool = False  # list suppressed (noise) findings in table and Markdown
+    ignore_files: dict[str, int] = field(default_factory=dict)  # ignore file -> suppressed
 
     @property
     def findings(self) -> list[Finding]:

@@ -9,6 +9,7 @@ everything that could not be scanned as a problem.
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -19,6 +20,7 @@ from types import TracebackType
 from scanner import dpkg
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
 from scanner.analyzers.content_secrets import lowered
+from scanner.analyzers.history import redact_step
 from scanner.analyzers.interface import ImageContext
 from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.cachebackends import DEFAULT_EXPIRY, CacheBackend, open_backend
@@ -61,6 +63,7 @@ class ScanOptions:
     jobs: int = 0  # worker processes for layers; 0 = default_jobs()
     use_cache: bool = True
     cache_dir: Path | None = None  # default: the user cache directory
+    fingerprint_key: bytes | None = None  # default: the installation's (scanner.keys)
     archive_limits: ArchiveLimits = DEFAULT_LIMITS  # nested archives: per file, layer, image
     cache_backend: str | None = None  # --cache-backend: None = the directory
     cache_expiry: float = DEFAULT_EXPIRY  # seconds; 0 = for ever
@@ -123,6 +126,7 @@ class Scanner:
         self.detection = detection or Detection(
             SignatureSet.load(options.rules),
             reveal=options.reveal,
+            hash_key=options.fingerprint_key,
             archive_limits=options.archive_limits,
         )
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
@@ -136,7 +140,8 @@ class Scanner:
             self.cache = open_backend(
                 options.cache_backend,
                 self.detection.signatures.digest,
-                analyzers_version(),
+                # entries hold keyed secret hashes: another key, another entry
+                f"{analyzers_version()}\x1fkey:{self.detection.key_id}",
                 directory=options.cache_dir,
                 expiry=options.cache_expiry,
             )
@@ -145,6 +150,7 @@ class Scanner:
             self.detection.signatures,
             self.detection.reveal,
             self.detection.archive_limits,
+            self.detection.key,
         )
         self._here = InProcessRunner(self.detection)
         self._local: LayerRunner = (
@@ -166,6 +172,8 @@ class Scanner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            stop_workers()  # Ctrl-C, SIGTERM: do not wait for the layers in progress
         self.close()
 
     def sibling(self, source: SourceOptions) -> Scanner:
@@ -204,13 +212,14 @@ class Scanner:
         return ImageContext(dockerfile=text, dockerfile_name=path.name)
 
     def scan_all(self, sources: Iterable[str]) -> Report:
-        report = Report(
-            images=self.scan_many(list(sources), every=True),
-            fail_on=self.options.fail_on,
-            reveal=self.options.reveal,
-        )
+        try:
+            images = self.scan_many(list(sources), every=True)
+        except BaseException:  # Ctrl-C, SIGTERM: stop the workers now, then release
+            stop_workers()
+            self.close()
+            raise
         self.close()
-        return report
+        return Report(images=images, fail_on=self.options.fail_on, reveal=self.options.reveal)
 
     @property
     def deadline(self) -> Deadline:
@@ -238,6 +247,9 @@ class Scanner:
             results.extend(self._scan_batch(sources[start : start + BATCH_IMAGES], every))
         for result in results:
             result.rules_digest = self.detection.signatures.digest
+            result.problems = [
+                replace(p, message=self.detection.redact_text(p.message)) for p in result.problems
+            ]
         return results
 
     def _not_scanned(self, source_text: str) -> ImageResult:
@@ -257,11 +269,18 @@ class Scanner:
                 except LayerleakError as exc:
                     loaded.append(_failed(source_text, "?", str(exc)))
                     continue
+                except Exception as exc:  # a hostile input must not end the run
+                    message = self._unexpected(exc, f"{source_text}: reading the image")
+                    loaded.append(_failed(source_text, "?", message))
+                    continue
                 stack.enter_context(source)
                 try:
                     loaded.extend(source.load_all() if every else [source.load()])
                 except LayerleakError as exc:
                     loaded.append(_failed(source_text, source.kind, str(exc)))
+                except Exception as exc:  # wrong JSON types, RecursionError, UnicodeError...
+                    message = self._unexpected(exc, f"{source_text}: reading the image")
+                    loaded.append(_failed(source_text, source.kind, message))
             remote = self._remote
             if remote is not None:
                 todo: dict[str, Layer] = {}
@@ -273,16 +292,36 @@ class Scanner:
                                     todo.setdefault(layer.digest, layer)
                 self._scan_layers(list(todo.values()))
             return [
-                item if isinstance(item, ImageResult) else self._scan_image(item) for item in loaded
+                item if isinstance(item, ImageResult) else self._scan_isolated(item)
+                for item in loaded
             ]
 
-    def _scan_image(self, image: Image) -> ImageResult:
+    def _scan_isolated(self, image: Image) -> ImageResult:
+        """:meth:`_scan_image`; an unexpected error is a problem of this image only, and
+        what was found before it is kept."""
+        partial: list[ImageResult] = []
+        try:
+            return self._scan_image(image, partial)
+        except Exception as exc:
+            message = self._unexpected(exc, f"{image.name}: scanning the image")
+            result = partial[0] if partial else ImageResult(image.name, image.source_kind)
+            result.problems.append(ScanProblem(image.name, None, None, message))
+            return result
+
+    def _unexpected(self, exc: BaseException, what: str) -> str:
+        """The message of an unexpected error: named, never raw (it may quote a secret)."""
+        detail = self.detection.redact_text(str(exc))[:300]
+        return f"{what} failed: unexpected {type(exc).__name__} ({detail})"
+
+    def _scan_image(self, image: Image, partial: list[ImageResult] | None = None) -> ImageResult:
         result = ImageResult(
             name=image.name,
             source_kind=image.source_kind,
             index_digest=image.index_digest,
             tags=list(image.tags),
         )
+        if partial is not None:
+            partial.append(result)
         result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
         todo: dict[str, Layer] = {}
         for platform in image.platforms:
@@ -292,7 +331,13 @@ class Scanner:
         self.detection.archive_usage.reset()  # the archive budget per image starts here
         self._scan_layers(list(todo.values()))
         for platform in image.platforms:
-            self._scan_platform(image, platform, result)
+            try:
+                self._scan_platform(image, platform, result)
+            except Exception as exc:
+                message = self._unexpected(exc, f"{image.name} {platform.platform}")
+                result.problems.append(
+                    ScanProblem(image.name, str(platform.platform), None, message)
+                )
         result.findings = sorted(result.findings, key=_order)
         return result
 
@@ -304,7 +349,7 @@ class Scanner:
         indexes = [r.index for r in layer_results]
         conffiles = installed_conffiles(indexes)
         for layer, lr in zip(platform.layers, layer_results, strict=True):
-            created_by = self.detection.redact_text(layer.created_by or "") or None
+            created_by = redact_step(self.detection, layer.created_by) or None
             placed = place_layer_findings(lr.findings, layer, created_by)
             for finding in placed:
                 status = (
@@ -352,6 +397,10 @@ class Scanner:
                 result.problems.append(
                     ScanProblem(image.name, name, None, f"analyzer {cls.id}: {exc}")
                 )
+                continue
+            except Exception as exc:
+                message = self._unexpected(exc, f"analyzer {cls.id}")
+                result.problems.append(ScanProblem(image.name, name, None, message))
                 continue
             for finding in found:
                 status = Status(FileState.NOT_A_FILE)
@@ -412,6 +461,13 @@ def installed_conffiles(indexes: list[LayerIndex]) -> dict[str, dpkg.Conffile]:
             status = reachable_status(dpkg.STATUS_PATH, position, indexes)
             return indexes[position].conffiles if status.state is FileState.PRESENT else {}
     return {}
+
+
+def stop_workers() -> None:
+    """Stop this process's worker processes at once (Ctrl-C or SIGTERM: nothing more
+    will be reported, so the layers they are scanning are not waited for)."""
+    for child in multiprocessing.active_children():
+        child.terminate()
 
 
 def _failed(name: str, kind: str, message: str) -> ImageResult:

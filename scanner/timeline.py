@@ -27,6 +27,7 @@ import requests
 from scanner.errors import LayerleakError, RegistryError, UsageError
 from scanner.findings import Finding
 from scanner.gate import Gate
+from scanner.ignore import summary_note
 from scanner.image import Image
 from scanner.outcome import Outcome
 from scanner.results import ImageResult, ScanProblem
@@ -101,6 +102,7 @@ class Timeline(Outcome):
     list_problems: list[ScanProblem] = field(default_factory=list)  # listing and resolving
     skipped: list[str] = field(default_factory=list)  # tags not matching --match
     reveal: bool = False
+    ignore_files: dict[str, int] = field(default_factory=dict)  # summed over releases
     kind: ClassVar[str] = "timeline"
 
     @property
@@ -152,7 +154,7 @@ class Timeline(Outcome):
             f"layerleak timeline {self.repository}: {len(self.releases)} release(s); "
             f"{len(self.exposures)} finding fingerprint(s), {len(still)} still in the newest; "
             f"gating {len(gate.failing(self.newest_findings))} ({gate.describe()}); "
-            f"errors={len(self.all_problems())} ({state})"
+            f"errors={len(self.all_problems())} ({state})" + summary_note(self.ignore_files)
         )
 
 

@@ -11,6 +11,8 @@ Nothing here imports :mod:`scanner.cli` (it imports these modules).
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,8 +28,10 @@ from scanner.errors import LayerleakError, UsageError
 from scanner.findings import Category, Severity
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE, Gate
 from scanner.image import Platform
+from scanner.keys import load_key
 from scanner.outcome import Outcome
 from scanner.report.registry import render
+from scanner.report.terminal import safe
 from scanner.results import Report
 from scanner.runners import ClusterOptions
 from scanner.scan import Scanner, ScanOptions
@@ -150,6 +154,16 @@ def scan_options(f: F) -> F:
             envvar="LAYERLEAK_CACHE_DIR",
             help="Layer cache directory (env LAYERLEAK_CACHE_DIR). "
             "Default: the user cache directory.",
+        ),
+        click.option(
+            "--fingerprint-key-file",
+            "fingerprint_key_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            envvar="LAYERLEAK_FINGERPRINT_KEY_FILE",
+            help="Key of secret hashes and fingerprints, shared by a team so baselines and "
+            "ignore files match (env LAYERLEAK_FINGERPRINT_KEY_FILE, or the key itself in "
+            "LAYERLEAK_FINGERPRINT_KEY). Default: one per user, created on first use.",
         ),
         click.option(
             "--archive-limit",
@@ -300,6 +314,7 @@ def build_scan_options(
     jobs: int = 0,
     no_cache: bool = False,
     cache_dir: Path | None = None,
+    fingerprint_key_file: Path | None = None,
     cache_backend: str | None = None,
     cache_expiry: float = 30 * 24 * 3600,
     cluster: ClusterOptions | None = None,
@@ -307,6 +322,12 @@ def build_scan_options(
     timeout: float = 30.0,
     archive_limit_values: Sequence[str] = (),
 ) -> ScanOptions:
+    key = None
+    if fingerprint_key_file is not None:
+        try:
+            key = load_key(fingerprint_key_file)
+        except LayerleakError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fingerprint-key-file") from None
     return ScanOptions(
         source=SourceOptions(
             platforms=parse_platforms(platform_values),
@@ -323,6 +344,7 @@ def build_scan_options(
         jobs=jobs,
         use_cache=not no_cache,
         cache_dir=cache_dir,
+        fingerprint_key=key,
         archive_limits=parse_archive_limits(archive_limit_values),
         cache_backend=cache_backend,
         cache_expiry=cache_expiry,
@@ -353,6 +375,7 @@ SCAN_ARGS = (
     "jobs",
     "no_cache",
     "cache_dir",
+    "fingerprint_key_file",
     "deadline",
     "timeout",
     "archive_limit_values",
@@ -381,6 +404,7 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
         jobs=int(args.get("jobs") or 0),
         no_cache=bool(args.get("no_cache")),
         cache_dir=args.get("cache_dir"),
+        fingerprint_key_file=args.get("fingerprint_key_file"),
         deadline=args.get("deadline"),
         timeout=float(args.get("timeout") or 30.0),
         archive_limit_values=args.get("archive_limit_values", ()),
@@ -424,8 +448,14 @@ def warn_notes(scanner: Scanner) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"layerleak: error: {message}", err=True)
+    say(f"layerleak: error: {message}")
     sys.exit(code)
+
+
+def say(message: str) -> None:
+    """One line on standard error, control characters from image or registry text
+    shown as escapes."""
+    click.echo(safe(message), err=True)
 
 
 def error_exit_code(exc: LayerleakError, default: int) -> int:
@@ -457,11 +487,13 @@ def deliver(
     """Render ``outcome`` (``--format``, ``-o``), print its problems and summary line
     on standard error (the line unless ``--quiet``) and exit with its code."""
     name, color = pick_format(fmt, output)
-    emit(render(outcome, name, gate, color), output)
+    # a report holding revealed secrets is written readable by its owner only
+    private = any(f.secret for image in outcome.images for f in image.findings)
+    emit(render(outcome, name, gate, color), output, private)
     for line in outcome.problem_lines():
-        click.echo(line, err=True)
+        say(line)
     if not quiet:
-        click.echo(outcome.summary_line(gate), err=True)
+        say(outcome.summary_line(gate))
     sys.exit(outcome.exit_code(gate))
 
 
@@ -471,14 +503,24 @@ def pick_format(fmt: str | None, output: Path | None) -> tuple[str, bool]:
     return fmt or ("table" if to_terminal else "json"), to_terminal
 
 
-def emit(text: str, output: Path | None) -> None:
+def emit(text: str, output: Path | None, private: bool = False) -> None:
+    """The report on standard output or in ``output``; a ``private`` report (one with
+    revealed secrets) is written readable by its owner only (0600)."""
     if output is None:
         click.echo(text, nl=False)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_report(output, text, private)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INCOMPLETE)
+
+
+def write_report(path: Path, text: str, private: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        if private and stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode unless told otherwise
+        f.write(text)
 
 
 # -- triage: ignore file, baseline, live verification (policy in scanner.triage) -------
@@ -558,4 +600,4 @@ def finish_and_warn(
         if seen is None or warning not in seen:
             if seen is not None:
                 seen.add(warning)
-            click.echo(f"layerleak: warning: {warning}", err=True)
+            say(f"layerleak: warning: {warning}")

@@ -20,6 +20,7 @@ from scanner.commands import (
     options_from_cli,
     output_options,
     pick_format,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
@@ -121,9 +122,7 @@ def fly_command(
         )
     triage, options, reveal = triage_and_options(scan_args, options)
     with exit_on_error(EXIT_USAGE):
-        client = MachinesClient(
-            token, api_url, notify=None if quiet else lambda m: click.echo(m, err=True)
-        )
+        client = MachinesClient(token, api_url, notify=None if quiet else say)
     scanners: dict[str, Scanner] = {}  # made on first use: not at all when the API fails
 
     def scanner_for(image: DeployedImage) -> Scanner:
@@ -181,7 +180,7 @@ def fly_command(
 
     def scan_one(image: DeployedImage) -> ImageResult:
         if not quiet:
-            click.echo(f"layerleak fly: scanning {image.display}", err=True)
+            say(f"layerleak fly: scanning {image.display}")
         return scanner_for(image).scan(image.ref)
 
     try:

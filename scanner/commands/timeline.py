@@ -17,6 +17,7 @@ from scanner.commands import (
     make_scanner,
     options_from_cli,
     output_options,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
@@ -109,6 +110,7 @@ def timeline_command(
 
     triage, options, reveal = triage_and_options(scan_args, options)
     warned: set[str] = set()
+    ignored: dict[str, int] = {}  # ignore-file counts summed over the releases
 
     def scan_releases(refs: list[str]) -> list[ImageResult]:
         """Releases (their layers fanned out together), each with the ignore file,
@@ -117,6 +119,8 @@ def timeline_command(
         for result in scanner.scan_many(refs):
             report = Report([result], fail_on=gate.fail_on, reveal=reveal)
             finish_and_warn(report, triage, reveal, warned)
+            for file, n in report.ignore_files.items():
+                ignored[file] = ignored.get(file, 0) + n
             out.append(report.images[0])
         return out
 
@@ -129,7 +133,7 @@ def timeline_command(
             lambda ref: scan_releases([ref])[0],
             reveal=reveal,
             last=last,
-            notify=None if quiet else lambda m: click.echo(m, err=True),
+            notify=None if quiet else say,
             scan_many=scan_releases,
         )
     warn_notes(scanner)
@@ -140,4 +144,5 @@ def timeline_command(
             f"{', '.join(tags[:3])})",
             EXIT_USAGE,
         )
+    timeline.ignore_files = ignored
     deliver(timeline, gate, fmt, output, quiet)

@@ -24,6 +24,7 @@ from scanner.fly.machines import (
     deployed_images,
 )
 from scanner.gate import Gate
+from scanner.ignore import summary_note
 from scanner.outcome import Outcome
 from scanner.report.interface import summary
 from scanner.results import ImageResult, Report, ScanProblem
@@ -63,6 +64,7 @@ class FlyScan(Outcome):
             f"layerleak fly {self.app}: {len(self.machines)} machine(s), {s['images']} "
             f"image(s), {s['platforms']} platform(s), {s['layers']} layer(s); findings "
             f"{counts}; suppressed={s['suppressed']}; errors={s['problems']} ({state})"
+            + summary_note(self.report)
         )
 
     def image_of(self, result_name: str) -> DeployedImage | None:

@@ -53,6 +53,9 @@ class DetectionSpec:
     digest: str
     reveal: bool = False
     archive_limits: ArchiveLimits = DEFAULT_LIMITS
+    # The fingerprint key: a worker elsewhere must hash secrets as the client does
+    # (None: the worker's own installation key, which would not match).
+    hash_key: bytes | None = None
 
     @classmethod
     def from_files(
@@ -61,6 +64,7 @@ class DetectionSpec:
         signatures: SignatureSet,
         reveal: bool,
         archive_limits: ArchiveLimits = DEFAULT_LIMITS,
+        hash_key: bytes | None = None,
     ) -> DetectionSpec:
         texts: list[tuple[str, str]] = []
         for path in files:
@@ -70,7 +74,7 @@ class DetectionSpec:
                     texts.append((item.name, item.read_text(encoding="utf-8")))
                 except OSError as exc:
                     raise RunnerError(f"{item}: cannot read rule file: {exc.strerror}") from None
-        return cls(tuple(texts), signatures.digest, reveal, archive_limits)
+        return cls(tuple(texts), signatures.digest, reveal, archive_limits, hash_key)
 
 
 class LayerRunner(ABC):
@@ -148,4 +152,9 @@ def detection_from_spec(spec: DetectionSpec) -> Detection:
             f"this worker's signature set is {signatures.digest[:19]}, the client's is "
             f"{spec.digest[:19]}: install the same layerleak version on every worker"
         )
-    return Detection(signatures, reveal=spec.reveal, archive_limits=spec.archive_limits)
+    return Detection(
+        signatures,
+        reveal=spec.reveal,
+        archive_limits=spec.archive_limits,
+        hash_key=spec.hash_key,
+    )
