@@ -139,7 +139,8 @@ class TableFormatter(Formatter):
         if s["recoverable"]:
             text += f"; {s['recoverable']} in deleted or overwritten files"
         if s["suppressed"]:
-            reasons = ", ".join(f"{n} {safe(why)}" for why, n in sorted(report.suppressed.items()))
+            why_counts = sorted(report.suppressed_reasons().items())
+            reasons = ", ".join(f"{n} {safe(why)}" for why, n in why_counts)
             text += f"; {s['suppressed']} suppressed ({reasons})"
             if not report.show_suppressed and any(f.suppressed for f in report.findings):
                 text += "; --show-suppressed lists them"
