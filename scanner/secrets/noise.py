@@ -57,10 +57,6 @@ DOCUMENTED_EXAMPLES = frozenset(
         "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
         # Hugging Face's public CI token (hub-ci dummy user), in transformers' testing_utils
         "hf_94wBhPGp6KrrTH3KDchhKpRxZwd6dmHWLL",
-        # the Google API key and OAuth client secret Debian's chromium package ships in
-        # /etc/chromium.d/apikeys (public: in every Debian system with chromium)
-        "AIzaSyCkfPOPZXDKNn8hhgu3JrA62wIgC93d44k",
-        "kdloedMFGdGla2P1zacGjAQh",
     }
 )
 # Parts of documented examples that appear inside longer secrets (jwt.io's token).
