@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench fixtures clean
+.PHONY: install system-deps demo test lint format bench fixtures clean dist
 
 install: $(STAMP)
 
@@ -29,8 +29,16 @@ demo: install
 	$(VENV)/bin/layerleak scan --format table $(DEMO); status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi
 
+# The suite includes tests/packaging: it builds the sdist and wheel once, installs the wheel
+# into a fresh venv outside the checkout and smoke-tests it, and runs the GitHub Action's steps.
 test: install system-deps
 	$(VENV)/bin/pytest -q
+
+# sdist and wheel in dist/, as a release uploads them, checked by twine.
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -42,7 +50,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf fixtures/out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf fixtures/out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 # Benchmark (not a test): builds a >= 1.5 GB image from this machine's files once, then
 # measures floor, cold scan, warm re-scan and trivy (when installed) in one run.

@@ -55,7 +55,6 @@ from scanner.findings import Category, Severity
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-
 def _builtin_dir() -> Path:
     """Where the built-in rule files are.
 

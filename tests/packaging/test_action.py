@@ -12,10 +12,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import click
 import pytest
 import yaml
 
 import scanner
+from scanner.cli import main
 from tests.infra.registry import Registry
 from tests.packaging.artefacts import CHECKOUT, copy_source, outside_env
 from tests.packaging.runner import ActionError, ActionRun, LocalRunner
@@ -89,6 +91,15 @@ def test_action_declares_the_documented_interface() -> None:
     }
     assert inputs["image"]["required"] is True
     assert inputs["fail-on"]["default"] == "high"
+    scan = main.commands["scan"]
+    choices = {
+        opt: [str(c) for c in p.type.choices]
+        for p in scan.params
+        if isinstance(p, click.Option) and isinstance(p.type, click.Choice)
+        for opt in p.opts
+    }
+    assert inputs["fail-on"]["default"] in choices["--fail-on"]
+    assert inputs["format"]["default"] in choices["--format"]
     assert {"exit-code", "sarif-file", "report-file"} <= set(ACTION["outputs"])
     steps = ACTION["runs"]["steps"]
     # Secrets go only to the step that masks them and the scan; never to the install.
