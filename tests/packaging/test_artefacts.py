@@ -37,12 +37,13 @@ def _signature_files() -> list[str]:
     return files
 
 
-def _modules() -> list[str]:
+def _package_files() -> list[str]:
+    """Every file of the package: modules, and data such as templates."""
     pkg = CHECKOUT / "scanner"
     return [
         p.relative_to(CHECKOUT).as_posix()
         for p in pkg.rglob("*")
-        if p.is_file() and p.suffix in (".py", ".typed") and "__pycache__" not in p.parts
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     ]
 
 
@@ -64,11 +65,12 @@ def test_every_signature_file_is_in_the_sdist(dist: tuple[Path, Path]) -> None:
     assert not missing, f"not in the sdist: {missing}"
 
 
-def test_every_module_is_in_both(dist: tuple[Path, Path]) -> None:
+def test_every_package_file_is_in_both(dist: tuple[Path, Path]) -> None:
     wheel, sdist = _wheel_names(dist[1]), _sdist_names(dist[0])
-    modules = _modules()
-    assert [m for m in modules if m not in wheel] == []
-    assert [m for m in modules if m not in sdist] == []
+    files = _package_files()
+    assert "scanner/cli.py" in files and "scanner/py.typed" in files
+    assert [m for m in files if m not in wheel] == []
+    assert [m for m in files if m not in sdist] == []
     # Only the package goes into the wheel: no tests, fixtures or build helpers.
     top = {n.split("/")[0] for n in wheel}
     assert top == {"scanner", f"layerleak-{scanner.__version__}.dist-info"}
