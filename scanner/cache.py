@@ -6,6 +6,13 @@ Entries hold findings *without* forensic status (a secret's deleted-in-layer sta
 depends on the layers above, so it is recomputed per image) and never hold a raw
 secret (scans with ``--reveal`` neither read nor write the cache). A corrupt or
 truncated entry is ignored and rewritten; an incomplete layer scan is not cached.
+
+Integrity: only layers named by a digest layerleak verifies (sha256, sha512) are
+cached or looked up, and only after a complete scan, which verified the blob. Each
+entry carries the sha256 of its payload and is ignored when that does not match (a
+bit flip, a half-written file, an edit). The checksum is not a signature: whoever can
+write to the cache directory can make layerleak skip a layer, so directories are
+created 0700 and a shared cache must be writable only by trusted users.
 """
 
 from __future__ import annotations
@@ -22,11 +29,15 @@ from typing import Any
 import platformdirs
 
 from scanner import __version__
+from scanner.blast import refreshed
+from scanner.digests import is_supported
 from scanner.findings import Finding, Status
 from scanner.layers import LayerIndex
 from scanner.results import LayerResult
 
-CACHE_FORMAT = 2  # 2: layer indexes record paths written twice in a layer
+CACHE_FORMAT = 4  # 2: layer indexes record paths written twice; 3: payload checksum;
+# 4: layer indexes record dpkg conffiles and the MD5 of etc/ files with findings
+DIR_MODE = 0o700
 
 
 def default_cache_dir() -> Path:
@@ -49,6 +60,9 @@ class LayerCache:
         return self.directory / key[:2] / f"{key}.json.gz"
 
     def get(self, digest: str) -> LayerResult | None:
+        if not is_supported(digest):
+            self.misses += 1
+            return None  # never trusted: nothing could have verified what it names
         path = self._path(digest)
         try:
             raw = path.read_bytes()
@@ -56,7 +70,7 @@ class LayerCache:
             self.misses += 1
             return None
         try:
-            doc = json.loads(gzip.decompress(raw))
+            doc = unseal(gzip.decompress(raw))
             result = _decode(doc, digest)
         except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
             self.errors.append(f"cache entry {path.name} for {digest[:19]} unreadable ({exc})")
@@ -68,16 +82,59 @@ class LayerCache:
     def put(self, result: LayerResult) -> None:
         if not result.complete or any(f.secret for f in result.findings):
             return
+        if not is_supported(result.digest):
+            return
         path = self._path(result.digest)
-        data = gzip.compress(json.dumps(_encode(result)).encode(), compresslevel=5, mtime=0)
+        data = gzip.compress(seal(_encode(result)), compresslevel=5, mtime=0)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)  # atomic: a reader never sees half an entry
         except OSError:
             pass  # a cache that cannot be written only costs time
+
+
+def make_private_dirs(path: Path) -> None:
+    """``path`` and its missing parents, each created 0700 (whatever the umask).
+
+    Directories that already exist are left as they are: the user chose them (a
+    shared cache is their call; the README says who may write to one).
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.exists() and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue  # made by a concurrent worker
+        os.chmod(directory, DIR_MODE)
+
+
+def seal(doc: dict[str, Any]) -> bytes:
+    """The entry's bytes: its JSON payload, prefixed by the payload's sha256."""
+    payload = json.dumps(doc, sort_keys=True).encode()
+    return json.dumps(
+        {"sha256": hashlib.sha256(payload).hexdigest(), "payload": payload.decode()}
+    ).encode()
+
+
+def unseal(data: bytes) -> dict[str, Any]:
+    """The payload of a sealed entry; ValueError when the checksum does not match."""
+    outer = json.loads(data)
+    if not isinstance(outer, dict) or not isinstance(outer.get("payload"), str):
+        raise ValueError("not a checksummed entry")
+    payload = outer["payload"].encode()
+    if hashlib.sha256(payload).hexdigest() != outer.get("sha256"):
+        raise ValueError("checksum does not match")
+    doc = json.loads(payload)
+    if not isinstance(doc, dict):
+        raise ValueError("payload is not an object")
+    return doc
 
 
 def _encode(result: LayerResult) -> dict[str, Any]:
@@ -96,7 +153,8 @@ def _encode(result: LayerResult) -> dict[str, Any]:
 def _decode(doc: dict[str, Any], digest: str) -> LayerResult:
     if doc.get("format") != CACHE_FORMAT or doc.get("digest") != digest:
         raise ValueError("format or digest does not match")
-    findings = [replace(Finding.from_dict(f), status=Status()) for f in doc["findings"]]
+    # refreshed: a credential that expired since the layer was cached is lowered now
+    findings = [refreshed(replace(Finding.from_dict(f), status=Status())) for f in doc["findings"]]
     return LayerResult(
         digest=digest,
         findings=findings,

@@ -79,13 +79,6 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The Dockerfile the image was built from, to check each FROM is pinned.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=30.0,
-    show_default=True,
-    help="Registry timeout in seconds, per request and for retries in all.",
-)
 @scan_options
 @triage_options
 @gate_options
@@ -107,11 +100,7 @@ def scan(ctx: click.Context, **args: object) -> None:
         raise click.UsageError("give at least one SOURCE (or --from-file)")
     gate = make_gate(str(args["fail_on"]), args["fail_on_category"], bool(args["exit_zero"]))  # type: ignore[arg-type]
     options = options_from_cli(args, gate.fail_on)
-    options = replace(
-        options,
-        source=replace(options.source, timeout=float(args["timeout"])),  # type: ignore[arg-type]
-        dockerfile=cast(Path | None, args["dockerfile"]),
-    )
+    options = replace(options, dockerfile=cast(Path | None, args["dockerfile"]))
     triage, options, reveal = triage_and_options(args, options)
     quiet = bool(args["quiet"])
     progress = ProgressBar() if not quiet and sys.stderr.isatty() else None

@@ -11,6 +11,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
+from scanner.blast import Clue, radius
 from scanner.findings import Finding, Location, Severity, hash_secret, redact
 from scanner.secrets.engine import SecretEngine, SecretMatch
 from scanner.signatures import SignatureSet
@@ -120,8 +121,14 @@ class Detection:
         return self.engine.scan(text.encode("utf-8", "surrogateescape"))
 
     def finding(self, match: SecretMatch, location: Location) -> Finding:
+        """The finding for one match, with its blast radius (:mod:`scanner.blast`): the
+        decoded radius may set the severity (an organisation-wide Fly.io token is
+        critical, an expired credential at most medium); noise still lowers it."""
         rule = match.rule
         severity = rule.severity
+        decoded = radius(Clue(rule.id, rule.detector, match.secret, match.context))
+        if decoded is not None:
+            severity = decoded.applied_to(severity)
         if match.noise is not None:
             severity = min(severity, Severity.LOW)
         return Finding(
@@ -136,6 +143,7 @@ class Detection:
             description=rule.description,
             secret=match.secret if self.reveal else None,
             noise=match.noise,
+            blast_radius=decoded.as_blast_radius() if decoded is not None else None,
         )
 
     def redact_text(self, text: str) -> str:

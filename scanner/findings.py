@@ -111,6 +111,37 @@ class Location:
 
 
 @dataclass(frozen=True)
+class BlastRadius:
+    """What a leaked credential opens, as far as the credential itself says (offline).
+
+    ``summary`` is one sentence for people; ``details`` holds the decoded facts for
+    machines (JSON-safe values: strings, numbers, booleans, lists of those). Built by
+    :mod:`scanner.blast`; never holds the secret itself (shown without ``--reveal``).
+    ``verified_identity`` is what a provider reported with ``--verify`` (who the
+    credential authenticates as), when it did.
+    """
+
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict, hash=False)
+    verified_identity: dict[str, str] | None = field(default=None, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"summary": self.summary, "details": dict(self.details)}
+        if self.verified_identity is not None:
+            data["verified_identity"] = dict(self.verified_identity)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlastRadius:
+        identity = data.get("verified_identity")
+        return cls(
+            summary=str(data.get("summary", "")),
+            details=dict(data.get("details") or {}),
+            verified_identity=dict(identity) if isinstance(identity, dict) else None,
+        )
+
+
+@dataclass(frozen=True)
 class Finding:
     rule_id: str
     title: str
@@ -127,6 +158,7 @@ class Finding:
     secret: str | None = None  # the raw secret: only set with --reveal
     noise: str | None = None  # why this finding was downgraded (placeholder, example key...)
     verification: str | None = None  # verified / invalid / unknown, with --verify
+    blast_radius: BlastRadius | None = None  # what the credential opens (scanner.blast)
 
     @property
     def fingerprint(self) -> str:
@@ -158,6 +190,7 @@ class Finding:
             "changed_in_layer": self.status.changed_in_layer,
             "description": self.status.describe(),
         }
+        data["blast_radius"] = self.blast_radius.to_dict() if self.blast_radius else None
         data["fingerprint"] = self.fingerprint
         if not reveal:
             data.pop("secret", None)
@@ -188,6 +221,11 @@ class Finding:
             secret=data.get("secret"),
             noise=data.get("noise"),
             verification=data.get("verification"),
+            blast_radius=(
+                BlastRadius.from_dict(data["blast_radius"])
+                if isinstance(data.get("blast_radius"), dict)
+                else None
+            ),
         )
 
 

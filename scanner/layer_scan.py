@@ -11,15 +11,20 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import BinaryIO, cast
 
+from scanner import dpkg
 from scanner.analyzers.builtin import FILE_ANALYZERS
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
+from scanner.blob_limits import LimitedBlob
+from scanner.deadline import NO_DEADLINE, Deadline, DeadlineExceeded
 from scanner.detection import Detection
-from scanner.errors import DigestMismatch, LayerError, SourceError
+from scanner.errors import DigestMismatch, LayerError, RegistryError, SourceError
 from scanner.findings import Finding
 from scanner.image import Layer
-from scanner.layers import LayerIndex, LayerReader
+from scanner.layers import EntryKind, FileInfo, LayerIndex, LayerReader
 from scanner.results import LayerResult
+from scanner.streams import read_up_to
 
 # A file wanted by several content analyzers is read once into memory up to this size;
 # larger ones go to the first analyzer only (today there is one content analyzer).
@@ -34,21 +39,34 @@ def scan_layer(
     layer: Layer,
     detection: Detection,
     analyzers: Sequence[FileAnalyzer] | None = None,
+    deadline: Deadline = NO_DEADLINE,
 ) -> LayerResult:
+    """Walk one layer blob; ``deadline`` is the run's (checked per read and per entry)."""
     if analyzers is None:
         analyzers = [cls(detection) for cls in FILE_ANALYZERS]
     context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None)
     label = layer_label(layer)
     findings: list[Finding] = []
     try:
-        raw = layer.opener.open()
-    except (SourceError, OSError) as exc:
+        deadline.check(f"{label}: not scanned")
+        raw = LimitedBlob(layer.opener.open(), label, layer.size, deadline)
+    except (SourceError, OSError, DeadlineExceeded) as exc:
         return LayerResult(layer.digest, [], LayerIndex(), error=f"{label}: {exc}")
     reader: LayerReader | None = None
     error = None
     try:
-        reader = LayerReader(raw, what=label, digest=layer.digest, diff_id=layer.diff_id)
+        reader = LayerReader(
+            cast(BinaryIO, raw), what=label, digest=layer.digest, diff_id=layer.diff_id
+        )
         for info, content in reader:
+            if raw.failure is not None:
+                raise raw.failure  # swallowed by a reader on the way: still the end
+            deadline.check(f"{label}: at /{info.path}, after {reader.entries} entries")
+            kept = _kept_for_dpkg(info, content)
+            if kept is not None:
+                content = io.BytesIO(kept)
+                if info.path == dpkg.STATUS_PATH:
+                    reader.index.conffiles = dpkg.parse_status(kept)
             wanted = [a for a in analyzers if a.required(info)]
             if not wanted:
                 continue
@@ -63,6 +81,8 @@ def scan_layer(
                 data = content.read(SHARED_CONTENT_LIMIT)
                 for analyzer in readers:
                     findings.extend(analyzer.analyze(info, io.BytesIO(data), context))
+            if kept is not None and len(findings) > first and info.path != dpkg.STATUS_PATH:
+                reader.index.md5[info.path] = dpkg.md5_hex(kept)
             if info.occurrence > 1:  # a path written again in this layer: say which copy
                 findings[first:] = [
                     replace(f, location=replace(f.location, occurrence=info.occurrence))
@@ -70,14 +90,22 @@ def scan_layer(
                 ]
         reader.finish()
     except (LayerError, SourceError) as exc:
-        error = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
-        mismatch = reader.blob_mismatch() if reader is not None else None
-        if mismatch is not None and not isinstance(exc, DigestMismatch):
+        cause: Exception = raw.failure or exc
+        error = str(cause) if str(cause).startswith(label) else f"{label}: {cause}"
+        bounded = raw.failure is not None or isinstance(cause, DeadlineExceeded | RegistryError)
+        try:
+            mismatch = reader.blob_mismatch() if reader is not None and not bounded else None
+        except (LayerError, SourceError) as late:  # the deadline or size, while draining
+            mismatch = None
+            error = f"{error}; then: {late}"
+        if mismatch is not None and not isinstance(cause, DigestMismatch):
             error = f"{mismatch} (so: {error.removeprefix(label + ': ')})"
     except OSError as exc:
-        error = f"{label}: read failed ({exc})"
+        error = str(raw.failure) if raw.failure is not None else f"{label}: read failed ({exc})"
     except Exception as exc:  # a hostile layer must not lose what was already found
         error = f"{label}: unexpected {type(exc).__name__} while reading ({exc})"
+        if raw.failure is not None:  # a decompressor wrapped it: say what really happened
+            error = str(raw.failure)
     finally:
         if reader is not None:
             reader.close()
@@ -96,6 +124,18 @@ def scan_layer(
         uncompressed_bytes=reader.uncompressed_bytes,
         compression=reader.compression,
     )
+
+
+def _kept_for_dpkg(info: FileInfo, content: BinaryIO | None) -> bytes | None:
+    """The whole content of dpkg's status file and of small files under etc/ (which may
+    be unmodified conffiles: see scanner.dpkg), read once here; None for other files."""
+    if content is None or info.kind is not EntryKind.FILE:
+        return None
+    if info.path == dpkg.STATUS_PATH and info.size <= dpkg.MAX_STATUS_BYTES:
+        return read_up_to(content, info.size)
+    if dpkg.may_be_conffile(info.path, info.size):
+        return read_up_to(content, info.size)
+    return None
 
 
 def place_layer_findings(

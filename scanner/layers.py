@@ -23,6 +23,8 @@ import zstandard
 from isal import igzip  # inflates about twice as fast as zlib
 from isal.igzip_lib import IsalError
 
+from scanner.digests import hasher
+from scanner.dpkg import Conffile
 from scanner.errors import DigestMismatch, LayerError
 
 # Everything a corrupt or truncated layer can raise while being read.
@@ -85,6 +87,10 @@ class LayerIndex:
     # Paths written more than once in this layer, and how often: only the last copy
     # reaches the filesystem, the earlier ones are overwritten within the layer.
     duplicates: dict[str, int] = field(default_factory=dict)
+    # The dpkg conffiles listed by this layer's var/lib/dpkg/status (when it has one),
+    # and the MD5 of the files under etc/ that had findings: see scanner.dpkg.
+    conffiles: dict[str, Conffile] = field(default_factory=dict)
+    md5: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -94,6 +100,8 @@ class LayerIndex:
             "opaque_dirs": sorted(self.opaque_dirs),
             "hardlinks": dict(sorted(self.hardlinks.items())),
             "duplicates": dict(sorted(self.duplicates.items())),
+            "conffiles": {k: [c.package, c.md5] for k, c in sorted(self.conffiles.items())},
+            "md5": dict(sorted(self.md5.items())),
         }
 
     @classmethod
@@ -104,17 +112,28 @@ class LayerIndex:
                 raise ValueError(f"layer index: {key} is not a list")
             return {str(v) for v in value}
 
-        links = data.get("hardlinks", {})
-        duplicates = data.get("duplicates", {})
-        if not isinstance(links, dict) or not isinstance(duplicates, dict):
-            raise ValueError("layer index: hardlinks or duplicates is not a mapping")
+        def mapping(key: str) -> dict[object, object]:
+            value = data.get(key, {})
+            if not isinstance(value, dict):
+                raise ValueError(f"layer index: {key} is not a mapping")
+            return value
+
+        def conffile(value: object) -> Conffile:
+            if not isinstance(value, list) or len(value) != 2:
+                raise ValueError("layer index: a conffile is not [package, md5]")
+            return Conffile(str(value[0]), str(value[1]))
+
+        links, duplicates = mapping("hardlinks"), mapping("duplicates")
+        conffiles, md5 = mapping("conffiles"), mapping("md5")
         return cls(
             added=strings("added"),
             dirs=strings("dirs"),
             whiteouts=strings("whiteouts"),
             opaque_dirs=strings("opaque_dirs"),
             hardlinks={str(k): str(v) for k, v in links.items()},
-            duplicates={str(k): int(v) for k, v in duplicates.items()},
+            duplicates={str(k): int(str(v)) for k, v in duplicates.items()},
+            conffiles={str(k): conffile(v) for k, v in conffiles.items()},
+            md5={str(k): str(v) for k, v in md5.items()},
         )
 
 
@@ -123,8 +142,10 @@ class HashingReader(io.RawIOBase):
 
     def __init__(self, raw: BinaryIO, expected: str | None, what: str) -> None:
         self._raw = raw
-        self._hash = hashlib.sha256()
-        self._expected = expected if expected and expected.startswith("sha256:") else None
+        # An algorithm other than sha256/sha512 is refused (UnsupportedDigest), never
+        # skipped: content that cannot be verified is not scanned as complete.
+        self._hash = hasher(expected, what) if expected else hashlib.sha256()
+        self._expected = expected or None
         self._what = what
         self.bytes_read = 0
         self.at_eof = False
@@ -155,7 +176,7 @@ class HashingReader(io.RawIOBase):
 
     @property
     def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
+        return f"{self._hash.name}:{self._hash.hexdigest()}"
 
     def drain(self) -> None:
         while self.read(READ_SIZE):

@@ -131,9 +131,12 @@ def host_without_port(registry: str) -> str:
 
 
 def is_local_host(registry: str) -> bool:
-    """localhost, 127.0.0.0/8 and ::1: registries reached over plain HTTP without asking."""
+    """localhost, 127.0.0.0/8 and ::1: registries reached over plain HTTP without asking.
+
+    Only the name ``localhost`` itself and loopback addresses: ``*.localhost`` names are
+    not trusted by name (a resolver may send them anywhere); use --insecure for them."""
     host = host_without_port(registry).lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -12,20 +12,25 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from scanner import dpkg
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
+from scanner.analyzers.content_secrets import lowered
 from scanner.analyzers.interface import ImageContext
 from scanner.cache import LayerCache, default_cache_dir
+from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
 from scanner.errors import LayerleakError
 from scanner.findings import FileState, Finding, LocationKind, Severity, Status
 from scanner.forensics import reachable_status
 from scanner.image import Image, Layer, PlatformImage
-from scanner.layer_scan import place_layer_findings, scan_layer
+from scanner.layer_scan import layer_label, place_layer_findings, scan_layer
+from scanner.layers import LayerIndex
 from scanner.results import (
     ImageResult,
     LayerResult,
@@ -76,13 +81,15 @@ def default_jobs() -> int:
     return (os.cpu_count() or 1) + 1
 
 
+WORKER_GRACE = 5.0  # seconds a worker gets after the deadline to report what it found
+
 # The detection a forked worker inherits from its parent (set just before the fork).
 _WORKER_DETECTION: Detection | None = None
 
 
-def _worker_scan(layer: Layer) -> LayerResult:
+def _worker_scan(layer: Layer, deadline: Deadline = NO_DEADLINE) -> LayerResult:
     assert _WORKER_DETECTION is not None, "worker started without a detection"
-    return scan_layer(layer, _WORKER_DETECTION)
+    return scan_layer(layer, _WORKER_DETECTION, deadline=deadline)
 
 
 class Scanner:
@@ -144,7 +151,15 @@ class Scanner:
         self.close()
         return report
 
+    @property
+    def deadline(self) -> Deadline:
+        return self.options.source.deadline
+
     def scan(self, source_text: str) -> ImageResult:
+        if self.deadline.expired():
+            return _failed(
+                source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
+            )
         try:
             source = resolve(source_text, self.options.source)
         except LayerleakError as exc:
@@ -178,6 +193,7 @@ class Scanner:
         result.platforms.append(summary)
         layer_results = [self._layers[layer.digest] for layer in platform.layers]
         indexes = [r.index for r in layer_results]
+        conffiles = installed_conffiles(indexes)
         for layer, lr in zip(platform.layers, layer_results, strict=True):
             created_by = self.detection.redact_text(layer.created_by or "") or None
             placed = place_layer_findings(lr.findings, layer, created_by)
@@ -192,6 +208,11 @@ class Scanner:
                     if finding.location.path is not None
                     else Status(FileState.NOT_A_FILE)
                 )
+                if finding.location.path is not None and conffiles:
+                    md5 = lr.index.md5.get(finding.location.path)
+                    finding = lowered(
+                        finding, dpkg.shipped_unmodified(finding.location.path, md5, conffiles)
+                    )
                 result.findings.append(finding.placed(image.name, name, status))
             for problem in lr.problems:
                 result.problems.append(ScanProblem(image.name, name, layer.index, problem))
@@ -250,21 +271,46 @@ class Scanner:
             else:
                 remaining.append(layer)
         remaining.sort(key=lambda layer: layer.size or 0, reverse=True)
+        deadline = self.deadline
         if self.jobs <= 1 or len(remaining) <= 1:
             for layer in remaining:
-                record(layer, scan_layer(layer, self.detection))
+                record(layer, scan_layer(layer, self.detection, deadline=deadline))
             return
         pool = self._get_pool()
         futures: dict[Future[LayerResult], Layer] = {
-            pool.submit(_worker_scan, layer): layer for layer in remaining
+            pool.submit(_worker_scan, layer, deadline): layer for layer in remaining
         }
+        stuck = False
         for future, layer in futures.items():
             try:
-                result = future.result()
+                result = future.result(timeout=_grace(deadline))
             except BrokenProcessPool:
                 self._pool = None
-                result = scan_layer(layer, self.detection)  # finish here, in this process
+                result = scan_layer(layer, self.detection, deadline=deadline)  # finish here
+            except FutureTimeout:
+                # The worker checks the deadline itself; one that does not come back soon
+                # after it is stuck in something that does not read (it is stopped below).
+                stuck = True
+                result = LayerResult(
+                    layer.digest,
+                    [],
+                    LayerIndex(),
+                    error=f"{layer_label(layer)}: stopped: {deadline.label} passed "
+                    "(the worker scanning it did not finish)",
+                )
             record(layer, result)
+        if stuck:
+            self._kill_pool()
+
+    def _kill_pool(self) -> None:
+        """Stop the workers now (one is stuck past the deadline); a new pool is made if needed."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list(getattr(pool, "_processes", {}).values())
+        for process in processes:
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def _get_pool(self) -> ProcessPoolExecutor:
         global _WORKER_DETECTION
@@ -274,6 +320,23 @@ class Scanner:
                 max_workers=self.jobs, mp_context=multiprocessing.get_context("fork")
             )
         return self._pool
+
+
+def installed_conffiles(indexes: list[LayerIndex]) -> dict[str, dpkg.Conffile]:
+    """The conffiles of the dpkg status file in the final filesystem (the topmost
+    layer that wrote one), or none when a layer above deleted it."""
+    for position in range(len(indexes) - 1, -1, -1):
+        if dpkg.STATUS_PATH in indexes[position].added:
+            status = reachable_status(dpkg.STATUS_PATH, position, indexes)
+            return indexes[position].conffiles if status.state is FileState.PRESENT else {}
+    return {}
+
+
+def _grace(deadline: Deadline) -> float | None:
+    """How long to wait for a worker: until the deadline and then a little (it stops
+    itself at its next read or entry); no limit without a deadline."""
+    left = deadline.remaining()
+    return None if left is None else left + WORKER_GRACE
 
 
 def _failed(name: str, kind: str, message: str) -> ImageResult:

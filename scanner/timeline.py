@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,9 @@ from scanner.results import ImageResult, ScanProblem
 TIMELINE_SCHEMA_VERSION = 1
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # 100,000 tags: a registry that keeps paging past that is broken
+MAX_TAGS = 20_000  # a timeline past this many releases is cut short (a problem, exit 3)
+MAX_TAG_LIST_BYTES = 16 << 20  # tag list bodies, all pages together
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")  # the distribution spec's
 
 
 @dataclass(frozen=True)
@@ -156,52 +160,88 @@ def parse_time(text: str | None) -> datetime | None:
 # --- tags ---------------------------------------------------------------------------------
 
 
-def list_tags(client: Any, repository: str, page_size: int = PAGE_SIZE) -> list[str]:
-    """Every tag of ``repository``, following ``Link`` pagination.
+def list_tags(
+    client: Any,
+    repository: str,
+    page_size: int = PAGE_SIZE,
+    problems: list[str] | None = None,
+    *,
+    max_tags: int = MAX_TAGS,
+    max_bytes: int = MAX_TAG_LIST_BYTES,
+) -> list[str]:
+    """Every tag of ``repository``, following ``Link`` pagination, in the registry's order.
 
     ``client`` is a :class:`scanner.registry.client.RegistryClient`; its ``request``
-    authenticates (Basic or a Bearer token scoped to the repository) and retries.
+    authenticates (Basic or a Bearer token scoped to the repository) and retries, and
+    refuses a ``Link`` to another origin (the credential goes only to the registry).
+    Bounded: ``max_tags`` tags, ``max_bytes`` of tag list bodies in all, MAX_PAGES
+    pages; names that are not valid tags are left out; duplicates are dropped in
+    linear time. When a bound is hit or a later page fails, the tags listed so far are
+    returned and the reason is appended to ``problems`` (raised when it is None).
     """
+    where = f"{client.endpoint.registry}/{repository}"
     base = client.endpoint.base_url
     url: str | None = f"{base}/v2/{repository}/tags/list?n={page_size}"
     tags: list[str] = []
+    seen: set[str] = set()
     seen_urls: set[str] = set()
     pages = 0
+    received = 0
+    invalid = 0
+
+    def stop(message: str) -> list[str]:
+        if problems is None:
+            raise RegistryError(message)
+        problems.append(f"{message}; the timeline covers the {len(tags)} tag(s) listed before")
+        return tags
+
     while url:
         if url in seen_urls or pages >= MAX_PAGES:
-            raise RegistryError(
-                f"{client.endpoint.registry}/{repository}: the tag list keeps paging "
-                f"({pages} pages); giving up"
-            )
+            return stop(f"{where}: the tag list keeps paging ({pages} pages); giving up")
         seen_urls.add(url)
         pages += 1
 
-        def read(resp: requests.Response) -> tuple[Any, str | None]:
+        def read(resp: requests.Response, left: int = max_bytes - received) -> Any:
+            data = client.read_body(resp, "tag list", repository, left)
             try:
-                body = resp.json()
+                body = json.loads(data)
             except ValueError:
-                raise RegistryError(
-                    f"{client.endpoint.registry}/{repository}: the tag list is not JSON"
-                ) from None
-            return body, resp.headers.get("Link")
+                raise RegistryError(f"{where}: the tag list is not JSON") from None
+            return body, resp.headers.get("Link"), len(data)
 
-        body, link = client.request(
-            "GET",
-            url,
-            headers={"Accept": "application/json"},
-            repository=repository,
-            what="tag list",
-            consume=read,
-        )
+        try:
+            body, link, size = client.request(
+                "GET",
+                url,
+                headers={"Accept": "application/json"},
+                repository=repository,
+                what="tag list",
+                consume=read,
+            )
+        except LayerleakError as exc:
+            if pages == 1:
+                raise
+            return stop(f"{where}: page {pages} of the tag list: {exc}")
+        received += size
         page = body.get("tags") if isinstance(body, dict) else None
         if page is None:
             page = []
         if not isinstance(page, list):
-            raise RegistryError(
-                f"{client.endpoint.registry}/{repository}: unexpected tag list shape"
-            )
-        tags += [t for t in page if isinstance(t, str) and t not in tags]
+            raise RegistryError(f"{where}: unexpected tag list shape")
+        for tag in page:
+            if not isinstance(tag, str) or not TAG_RE.match(tag):
+                invalid += 1
+            elif tag not in seen:
+                seen.add(tag)
+                tags.append(tag)
+                if len(tags) >= max_tags:
+                    return stop(f"{where}: more than {max_tags} tags")
         url = next_link(link, url)
+    if invalid:
+        message = f"{where}: {invalid} entr(y/ies) of the tag list are not valid tag names"
+        if problems is None:
+            raise RegistryError(message)
+        problems.append(message + "; left out")
     return tags
 
 

@@ -268,7 +268,7 @@ class GluedTokens:
 
 class ContentSecretsAnalyzer(FileAnalyzer):
     id = "content-secrets"
-    version = 2
+    version = 3  # 3: findings carry their blast radius
     needs_content = True
     limits: ArchiveLimits = DEFAULT_LIMITS
 

@@ -19,6 +19,7 @@ import click
 from scanner.baseline import Baseline
 from scanner.baseline import apply as apply_baseline
 from scanner.baseline import load as load_baseline
+from scanner.deadline import DEFAULT_DEADLINE, Deadline, parse_duration
 from scanner.errors import LayerleakError
 from scanner.findings import Category, Severity
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE, Gate
@@ -97,7 +98,24 @@ def scan_options(f: F) -> F:
         click.option(
             "--insecure",
             is_flag=True,
-            help="Reach registries over plain HTTP (always done for localhost and 127.0.0.0/8).",
+            help="Reach the registries named on the command line over plain HTTP (always "
+            "done for localhost and loopback addresses; never for registry.fly.io).",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0.1),
+            default=30.0,
+            show_default=True,
+            help="Registry timeout in seconds, per request and for retries in all.",
+        ),
+        click.option(
+            "--deadline",
+            default=DEFAULT_DEADLINE,
+            show_default=True,
+            metavar="DURATION",
+            callback=_deadline_seconds,
+            help="Stop the whole run after this long (30m, 90s, 1h30m; 0 for none): what "
+            "was not finished is reported as incomplete (exit 3), with what was found.",
         ),
         click.option(
             "--username",
@@ -155,6 +173,15 @@ def output_options(formats: Sequence[str]) -> Callable[[F], F]:
     )
 
 
+def _deadline_seconds(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
+    if value is None or isinstance(value, float):
+        return value
+    try:
+        return parse_duration(str(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 def parse_platforms(values: Sequence[str]) -> tuple[Platform, ...]:
     result = []
     for value in values:
@@ -203,6 +230,8 @@ def build_scan_options(
     jobs: int = 0,
     no_cache: bool = False,
     cache_dir: Path | None = None,
+    deadline: float | None = None,
+    timeout: float = 30.0,
 ) -> ScanOptions:
     return ScanOptions(
         source=SourceOptions(
@@ -210,6 +239,8 @@ def build_scan_options(
             insecure=insecure,
             username=username,
             password=password,
+            deadline=Deadline.after(deadline),
+            timeout=timeout,
         ),
         reveal=reveal,
         fail_on=fail_on,
@@ -231,6 +262,8 @@ SCAN_ARGS = (
     "jobs",
     "no_cache",
     "cache_dir",
+    "deadline",
+    "timeout",
 )
 
 
@@ -248,6 +281,8 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
         jobs=int(args.get("jobs") or 0),
         no_cache=bool(args.get("no_cache")),
         cache_dir=args.get("cache_dir"),
+        deadline=args.get("deadline"),
+        timeout=float(args.get("timeout") or 30.0),
     )
 
 

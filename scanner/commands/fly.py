@@ -55,7 +55,13 @@ not be fully scanned.
     metavar="TOKEN",
     help="Fly API token (default: $FLY_API_TOKEN). One printed by `fly tokens create` "
     "(`FlyV1 ...`) is sent as it is. Also used to pull from registry.fly.io, never "
-    "sent to other registries.",
+    "sent to other registries. Prefer --token-stdin: a command line is visible to "
+    "other users of the machine.",
+)
+@click.option(
+    "--token-stdin",
+    is_flag=True,
+    help="Read the Fly API token from standard input (instead of --token).",
 )
 @click.option(
     "--api-url",
@@ -72,6 +78,7 @@ not be fully scanned.
 def fly_command(
     app: str,
     token: str | None,
+    token_stdin: bool,
     api_url: str,
     fail_on: str,
     fail_on_category: tuple[str, ...],
@@ -88,7 +95,19 @@ def fly_command(
     says, per image, which Machines, process groups and regions run it.
     """
     gate = make_gate(fail_on, fail_on_category, exit_zero)
+    if token_stdin:
+        if scan_args.get("password_stdin"):
+            raise click.UsageError("--token-stdin and --password-stdin both read standard input")
+        token = sys.stdin.read().strip()
+        if not token:
+            raise click.BadParameter("nothing on standard input", param_hint="--token-stdin")
     options = options_from_cli(scan_args, gate.fail_on)
+    if options.source.insecure and not quiet:
+        click.echo(
+            "layerleak fly: note: --insecure is not applied to registry.fly.io (the Fly token "
+            "would travel in clear); it applies to the other registries the Machines name",
+            err=True,
+        )
     triage, options, reveal = triage_and_options(scan_args, options)
     try:
         client = MachinesClient(
@@ -106,7 +125,12 @@ def fly_command(
                 scanners["default"] = make_scanner(options)
             if fly and token:
                 # registry.fly.io takes user "x" and the Fly token; no other registry sees it.
-                source = replace(options.source, username=FLY_REGISTRY_USER, password=token.strip())
+                source = replace(
+                    options.source,
+                    username=FLY_REGISTRY_USER,
+                    password=token.strip(),
+                    insecure=False,
+                )
                 scanners["fly"] = Scanner(
                     replace(options, source=source), detection=scanners["default"].detection
                 )

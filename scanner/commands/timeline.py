@@ -28,7 +28,7 @@ from scanner.image import Image
 from scanner.reference import parse_reference
 from scanner.registry.client import Endpoint, RegistryClient
 from scanner.registry.credentials import resolve_credential
-from scanner.results import ImageResult, Report
+from scanner.results import ImageResult, Report, ScanProblem
 from scanner.sources.registry import RegistrySource
 from scanner.timeline import (
     TIMELINE_FORMATS,
@@ -98,12 +98,19 @@ def timeline_command(
         fail(str(exc), EXIT_USAGE)
     except LayerleakError as exc:
         fail(str(exc), EXIT_INCOMPLETE)
-    endpoint = Endpoint.for_registry(
-        ref.registry, insecure=options.source.insecure, timeout=options.source.timeout
-    )
+    list_problems: list[str] = []
+    try:
+        endpoint = Endpoint.for_registry(
+            ref.registry,
+            insecure=options.source.insecure,
+            timeout=options.source.timeout,
+            deadline=options.source.deadline,
+        )
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
     client = RegistryClient(endpoint, credential)
     try:
-        tags = list_tags(client, ref.repository)
+        tags = list_tags(client, ref.repository, problems=list_problems)
     except LayerleakError as exc:
         fail(f"cannot list the tags of {name}: {exc}", EXIT_INCOMPLETE)
     finally:
@@ -135,6 +142,7 @@ def timeline_command(
             last=last,
             notify=None if quiet else lambda m: click.echo(m, err=True),
         )
+    timeline.problems[:0] = [ScanProblem(name, None, None, m) for m in list_problems]
     if not timeline.releases and not timeline.problems:
         fail(
             f"no tag of {name} matches {', '.join(patterns)} ({len(tags)} tag(s), e.g. "

@@ -35,14 +35,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import oras.container
 import oras.provider
 import requests
 import urllib3.exceptions
+import urllib3.response
 
-from scanner.errors import AuthError, ManifestError, RegistryError
+from scanner.deadline import NO_DEADLINE, Deadline, DeadlineExceeded
+from scanner.digests import check_digest, is_supported
+from scanner.errors import AuthError, ManifestError, RegistryError, UsageError
 from scanner.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from scanner.reference import FLY_REGISTRY, is_local_host
 from scanner.registry.credentials import Credential
@@ -61,6 +64,10 @@ SCHEMA1_TYPES = (
 )
 MAX_DOCUMENT_BYTES = 32 << 20  # manifests and configs larger than this are refused
 MAX_ERROR_BODY = 64 << 10
+MAX_TOKEN_BYTES = 1 << 20
+ERROR_BODY_SECONDS = 2.0  # an error body still arriving after this is not waited for
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 READ_CHUNK = 1 << 20
 USER_AGENT = "layerleak (oras-py)"
 CLIENT_ID = "layerleak"
@@ -78,21 +85,56 @@ _NETWORK_ERRORS = (
 
 @dataclass(frozen=True)
 class Endpoint:
-    """How to reach a registry: ``registry`` is ``host[:port]`` as in the reference."""
+    """How to reach a registry: ``registry`` is ``host[:port]`` as in the reference;
+    ``timeout`` bounds each request, ``deadline`` the whole run (it travels with the
+    layer openers into worker processes)."""
 
     registry: str
     scheme: str = "https"
     timeout: float = 30.0
+    deadline: Deadline = NO_DEADLINE
 
     @classmethod
-    def for_registry(cls, registry: str, *, insecure: bool, timeout: float) -> Endpoint:
-        """Plain HTTP with ``insecure``, and without asking for localhost and 127.0.0.0/8."""
+    def for_registry(
+        cls,
+        registry: str,
+        *,
+        insecure: bool,
+        timeout: float,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> Endpoint:
+        """Plain HTTP with ``insecure``, and without asking for localhost and loopback
+        addresses. registry.fly.io is never reached over plain HTTP: the Fly token
+        would travel in clear."""
+        if insecure and registry == FLY_REGISTRY:
+            raise UsageError(
+                f"--insecure does not apply to {FLY_REGISTRY}: it would send the Fly token "
+                "over plain HTTP"
+            )
         scheme = "http" if insecure or is_local_host(registry) else "https"
-        return cls(registry, scheme, float(timeout))
+        return cls(registry, scheme, float(timeout), deadline)
 
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://{self.registry}"
+
+    def same_origin(self, url: str) -> bool:
+        """Whether ``url`` has this registry's scheme, host and port."""
+        return origin_of(url) == origin_of(self.base_url)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port made explicit for http and https."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
 
 
 @dataclass(frozen=True)
@@ -239,13 +281,16 @@ class RegistryClient:
     def blob_url(self, repository: str, digest: str) -> str:
         return f"{self.endpoint.scheme}://{self.container(repository).get_blob_url(digest)}"
 
-    def get_manifest(self, repository: str, reference: str) -> Document:
-        """A manifest or index by tag or digest, with the Accept types of every image format."""
+    def get_manifest(self, repository: str, reference: str, size: int | None = None) -> Document:
+        """A manifest or index by tag or digest, with the Accept types of every image format.
+
+        ``size``: the descriptor's size; a longer body is refused as soon as the excess
+        byte arrives."""
         what = f"manifest {reference}"
         url = self.manifest_url(repository, reference)
 
         def read(resp: requests.Response) -> Document:
-            data = self._read_limited(resp, what, repository)
+            data = self._read_limited(resp, what, repository, size)
             media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
             return Document(data, media_type, resp.headers.get("Docker-Content-Digest", ""))
 
@@ -263,20 +308,25 @@ class RegistryClient:
                 f"{self._where(repository)}: {what} is a Docker schema 1 manifest, which "
                 "layerleak does not read (push the image again with a current docker)"
             )
+        expected = reference if ":" in reference else doc.digest
+        if ":" not in reference and not is_supported(expected):
+            expected = ""  # by tag, the header is only a hint: one we cannot check is ignored
         actual = "sha256:" + hashlib.sha256(doc.data).hexdigest()
-        expected = reference if reference.startswith("sha256:") else doc.digest
-        if expected.startswith("sha256:") and expected != actual:
-            raise ManifestError(
-                f"{self._where(repository)}: {what}: digest mismatch: expected {expected}, "
-                f"got {actual}"
-            )
+        if expected:
+            # sha256 or sha512, verified; any other algorithm is refused (UnsupportedDigest).
+            check_digest(doc.data, expected, f"{self._where(repository)}: {what}")
+            if ":" in reference:
+                actual = reference
         return Document(doc.data, doc.media_type, actual)
 
-    def get_blob_bytes(self, repository: str, digest: str, what: str) -> bytes:
-        """A small blob (config, attestation) whole; MAX_DOCUMENT_BYTES at most."""
+    def get_blob_bytes(
+        self, repository: str, digest: str, what: str, size: int | None = None
+    ) -> bytes:
+        """A small blob (config, attestation) whole; MAX_DOCUMENT_BYTES at most, and no
+        more than the descriptor's ``size``."""
 
         def read(resp: requests.Response) -> bytes:
-            return self._read_limited(resp, what, repository)
+            return self._read_limited(resp, what, repository, size)
 
         return self.request(
             "GET",
@@ -287,11 +337,22 @@ class RegistryClient:
             consume=read,
         )
 
-    def open_blob(self, repository: str, digest: str, what: str | None = None) -> BinaryIO:
-        """A stream over a blob's raw bytes, through oras's ``get_blob(stream=True)``."""
+    def open_blob(
+        self,
+        repository: str,
+        digest: str,
+        what: str | None = None,
+        size: int | None = None,
+    ) -> BinaryIO:
+        """A stream over a blob's raw bytes, through oras's ``get_blob(stream=True)``.
+
+        Reads end with a RegistryError naming the blob when the run's deadline passes,
+        and as soon as the blob grows past its descriptor's ``size``."""
         what = what or f"blob {digest}"
         resp = self._oras.get_blob(self.container(repository), digest, stream=True)
-        stream = BlobStream(resp, f"{self._where(repository)}: {what}")
+        stream = BlobStream(
+            resp, f"{self._where(repository)}: {what}", size, self.endpoint.deadline
+        )
         # Buffered so that read(n) returns n bytes unless at EOF (a raw read may be short).
         return io.BufferedReader(stream, READ_CHUNK)
 
@@ -317,9 +378,18 @@ class RegistryClient:
             guessed_repo, guessed_what = _describe_url(url)
             repository = repository or guessed_repo
             what = what or guessed_what
-        retrier = Retrier(self.policy, self._sleep)
+        stream = stream or consume is not None  # bodies are read as they arrive, bounded
+        deadline = self.endpoint.deadline
+        retrier = Retrier(self.policy, self._sleep, remaining=deadline.remaining)
         where = self._where(repository)
+        if not self.endpoint.same_origin(url):
+            raise RegistryError(
+                f"{where}: {what}: refusing to follow the registry to another origin "
+                f"({_origin_text(url)}); credentials for {self.endpoint.registry} are "
+                "sent only to it and to its token service"
+            )
         while True:
+            deadline.check(f"{where}: {what}")
             try:
                 resp = self._authorized(method, url, dict(headers or {}), stream, repository)
             except requests.exceptions.SSLError as exc:
@@ -342,7 +412,9 @@ class RegistryClient:
                 after = None
                 if status in RETRY_AFTER_STATUSES:
                     after = retry_after_seconds(resp.headers.get("Retry-After"))
-                reason = f"HTTP {status} {resp.reason or ''}".strip() + _codes(resp)
+                reason = f"HTTP {status} {resp.reason or ''}".strip() + _codes(
+                    resp, self.credential
+                )
                 _discard(resp)
                 if retrier.wait(after):
                     continue
@@ -363,19 +435,40 @@ class RegistryClient:
     def _session_request(
         self, method: str, url: str, headers: dict[str, str], stream: bool
     ) -> requests.Response:
-        timeout = self.endpoint.timeout
-        return self.session.request(
-            method,
-            url,
-            headers=headers,
-            stream=stream,
-            timeout=(timeout, timeout),
-            allow_redirects=True,
-        )
+        """Send, following redirects ourselves: ``Authorization`` goes only to the
+        registry's own origin, never to storage or another host a redirect names, and
+        an https registry is never followed down to plain http."""
+        for _ in range(MAX_REDIRECTS + 1):
+            timeout = self.endpoint.deadline.clamp(self.endpoint.timeout)
+            sent = headers if self.endpoint.same_origin(url) else _without_auth(headers)
+            resp = self.session.request(
+                method,
+                url,
+                headers=sent,
+                stream=stream,
+                timeout=(timeout, timeout),
+                allow_redirects=False,
+            )
+            location = resp.headers.get("Location")
+            if resp.status_code not in REDIRECT_STATUSES or not location:
+                return resp
+            target = urljoin(url, location)
+            _discard(resp)
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise RegistryError(f"{self.endpoint.registry}: a redirect to a non-HTTP URL")
+            if self.endpoint.scheme == "https" and urlsplit(target).scheme != "https":
+                raise RegistryError(
+                    f"{self.endpoint.registry}: refusing a redirect from https to plain http "
+                    f"({_origin_text(target)})"
+                )
+            url = target
+        raise RegistryError(f"{self.endpoint.registry}: more than {MAX_REDIRECTS} redirects")
 
     # --- authentication -------------------------------------------------------------------
 
-    def _auth_header(self, repository: str) -> dict[str, str]:
+    def _auth_header(self, repository: str, url: str) -> dict[str, str]:
+        if not self.endpoint.same_origin(url):
+            return {}
         with self._lock:
             token = self._tokens.get(repository)
             basic = self._basic
@@ -391,7 +484,7 @@ class RegistryClient:
         self, method: str, url: str, headers: dict[str, str], stream: bool, repository: str
     ) -> requests.Response:
         """Send; on a 401 with a challenge we can answer, answer it and send once more."""
-        sent = {**headers, **self._auth_header(repository)}
+        sent = {**headers, **self._auth_header(repository, url)}
         resp = self._session_request(method, url, sent, stream)
         if resp.status_code != 401:
             return resp
@@ -414,22 +507,34 @@ class RegistryClient:
             return resp
         _discard(resp)
         return self._session_request(
-            method, url, {**headers, **self._auth_header(repository)}, stream
+            method, url, {**headers, **self._auth_header(repository, url)}, stream
         )
 
     def _fetch_token(self, challenge: Challenge, repository: str) -> str:
         """A bearer token for the challenge's scope (this repository only)."""
         params = challenge.params
         realm = params["realm"]
-        if urlsplit(realm).scheme not in ("http", "https"):
-            raise RegistryError(f"{self._where(repository)}: bearer realm {realm!r} is not a URL")
+        realm_scheme = urlsplit(realm).scheme.lower()
+        if realm_scheme not in ("http", "https") or not urlsplit(realm).hostname:
+            raise RegistryError(
+                f"{self._where(repository)}: bearer realm {_origin_text(realm)} is not a URL"
+            )
+        if realm_scheme == "http" and self.endpoint.scheme == "https":
+            raise AuthError(
+                f"{self._where(repository)}: the registry is reached over https but names a "
+                f"token service on plain http ({_origin_text(realm)}); credentials are not "
+                "sent in clear (plain http is accepted only for a registry itself reached "
+                "over http: loopback or --insecure)"
+            )
+        self.endpoint.deadline.check(f"{self._where(repository)}: token request")
         scopes = tuple(s for s in params.get("scope", "").split(" ") if s) or (
             f"repository:{repository}:pull",
         )
         service = params.get("service")
         cred = self.credential
-        timeout = (self.endpoint.timeout, self.endpoint.timeout)
-        realm_host = urlsplit(realm).netloc
+        clamped = self.endpoint.deadline.clamp(self.endpoint.timeout)
+        timeout = (clamped, clamped)
+        realm_host = urlsplit(realm).netloc.rpartition("@")[2]
         if cred.identity_token:
             form = {
                 "grant_type": "refresh_token",
@@ -439,7 +544,9 @@ class RegistryClient:
             }
             if service:
                 form["service"] = service
-            resp = self.session.post(realm, data=form, timeout=timeout)
+            resp = self.session.post(
+                realm, data=form, timeout=timeout, allow_redirects=False, stream=True
+            )
         else:
             query: list[tuple[str, str]] = []
             if service:
@@ -448,12 +555,24 @@ class RegistryClient:
                 query.append(("account", cred.username))
             query += [("scope", s) for s in scopes]
             auth = (cred.username or "", cred.password) if cred.password is not None else None
-            resp = self.session.get(realm, params=query, auth=auth, timeout=timeout)
+            resp = self.session.get(
+                realm,
+                params=query,
+                auth=auth,
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+            )
         try:
             if resp.status_code in (401, 403):
                 raise AuthError(
                     f"{self._where(repository)}: the token server {realm_host} refused "
                     f"{self.credential} (HTTP {resp.status_code}). {self._login_hint()}"
+                )
+            if resp.status_code in REDIRECT_STATUSES:
+                raise RegistryError(
+                    f"{self._where(repository)}: the token server {realm_host} answered with "
+                    f"a redirect (HTTP {resp.status_code}); not followed with credentials"
                 )
             if resp.status_code != 200:
                 raise RegistryError(
@@ -461,9 +580,9 @@ class RegistryClient:
                     f"HTTP {resp.status_code}{_codes(resp, cred)}"
                 )
             try:
-                body = resp.json()
+                body = json.loads(self.read_body(resp, "token", repository, MAX_TOKEN_BYTES))
                 token = body.get("token") or body.get("access_token")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, _Transient):
                 token = None
             if not isinstance(token, str) or not token:
                 raise RegistryError(
@@ -538,17 +657,39 @@ class RegistryClient:
 
     # --- bodies ---------------------------------------------------------------------------
 
-    def _read_limited(self, resp: requests.Response, what: str, repository: str) -> bytes:
+    def read_body(self, resp: requests.Response, what: str, repository: str, limit: int) -> bytes:
+        """A response body of at most ``limit`` bytes (RegistryError past it), read as
+        it arrives and within the deadline; a broken body is retried by ``request``."""
+        return self._read_limited(resp, what, repository, None, max(limit, 0))
+
+    def _read_limited(
+        self,
+        resp: requests.Response,
+        what: str,
+        repository: str,
+        size: int | None = None,
+        cap: int = MAX_DOCUMENT_BYTES,
+    ) -> bytes:
+        """The whole body, up to ``cap`` bytes and the descriptor's ``size``.
+
+        Read as it arrives (``read1``), so that the deadline is checked however slowly
+        the server sends, and an oversized body is refused at its first excess byte."""
+        limit = cap if size is None else min(size, cap)
+        where = f"{self._where(repository)}: {what}"
+        length = resp.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise ManifestError(_too_large(where, int(length), size, cap, "Content-Length says"))
         chunks: list[bytes] = []
         total = 0
         try:
-            for chunk in resp.iter_content(READ_CHUNK):
+            while True:
+                self.endpoint.deadline.check(f"{where} (after {total} bytes)")
+                chunk = _read1(resp.raw, min(READ_CHUNK, limit + 1 - total), decode=True)
+                if not chunk:
+                    break
                 total += len(chunk)
-                if total > MAX_DOCUMENT_BYTES:
-                    raise ManifestError(
-                        f"{self._where(repository)}: {what} is larger than "
-                        f"{MAX_DOCUMENT_BYTES} bytes"
-                    )
+                if total > limit:
+                    raise ManifestError(_too_large(where, total, size, cap, "received"))
                 chunks.append(chunk)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _Transient(describe_network_error(exc)) from None
@@ -559,23 +700,52 @@ class BlobStream(io.RawIOBase):
     """The raw bytes of a blob response; a broken connection is a RegistryError naming it.
 
     Bytes are not decoded (a ``Content-Encoding`` would change what the digest covers)
-    and not buffered beyond what the reader asks for.
+    and not buffered beyond what the reader asks for. Each read returns what has
+    arrived (``read1``), so a server that sends one byte a second is still checked
+    against the run's deadline; a blob that grows past its descriptor's ``size`` is
+    refused at the first excess byte, and one whose ``Content-Length`` already says so
+    before any byte is read. Every failure is sticky: later reads raise it again.
     """
 
-    def __init__(self, resp: requests.Response, what: str) -> None:
+    def __init__(
+        self,
+        resp: requests.Response,
+        what: str,
+        size: int | None = None,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> None:
         self._resp = resp
         self._what = what
+        self._size = size
+        self._deadline = deadline
         length = resp.headers.get("Content-Length", "")
         self._length = int(length) if length.isdigit() else None
         self.bytes_read = 0
+        self._failure: Exception | None = None
+        if size is not None and self._length is not None and self._length > size:
+            self._failure = RegistryError(
+                f"{what}: the registry announces {self._length} bytes (Content-Length) but "
+                f"the descriptor says {size}: refused unread (content longer than its "
+                "descriptor must not be trusted)"
+            )
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._failure is not None:
+            raise self._failure
         view = memoryview(buffer)
         try:
-            data = self._resp.raw.read(len(view), decode_content=False)
+            self._deadline.check(f"{self._what} (after {self.bytes_read} bytes{self._of()})")
+        except DeadlineExceeded as exc:
+            self._failure = exc
+            raise
+        want = len(view)
+        if self._size is not None:
+            want = min(want, self._size + 1 - self.bytes_read)  # one past: to see an excess
+        try:
+            data = _read1(self._resp.raw, max(want, 1), decode=False)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise RegistryError(
                 f"{self._what}: the download broke off after {self.bytes_read} bytes"
@@ -586,12 +756,21 @@ class BlobStream(io.RawIOBase):
             raise RegistryError(
                 f"{self._what}: the download broke off after {self.bytes_read} bytes{self._of()}"
             )
+        if self._size is not None and self.bytes_read + n > self._size:
+            self._failure = RegistryError(
+                f"{self._what}: the registry sent more than the {self._size} bytes its "
+                "descriptor says; stopped at the first excess byte (content longer than "
+                "its descriptor must not be trusted)"
+            )
+            raise self._failure
         view[:n] = data
         self.bytes_read += n
         return n
 
     def _of(self) -> str:
-        return f" of {self._length}" if self._length is not None else ""
+        if self._length is not None:
+            return f" of {self._length}"
+        return f" of {self._size}" if self._size is not None else ""
 
     def close(self) -> None:
         try:
@@ -612,8 +791,7 @@ def _describe_url(url: str) -> tuple[str, str]:
 def _codes(resp: requests.Response, credential: Credential | None = None) -> str:
     """``, NAME_UNKNOWN: repository name not known to registry`` from an error body."""
     try:
-        body = next(resp.iter_content(MAX_ERROR_BODY), b"")
-        data = json.loads(body)
+        data = json.loads(_read_small(resp, MAX_ERROR_BODY))
     except (ValueError, requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         return ""
     errors = data.get("errors") if isinstance(data, dict) else None
@@ -626,10 +804,79 @@ def _codes(resp: requests.Response, credential: Credential | None = None) -> str
             if err.get("message"):
                 text += f": {str(err['message'])[:200]}"
             parts.append(text)
-    text = "; ".join(parts)
+    text = scrub_server_text("; ".join(parts), credential)
+    return f", {text}" if text else ""
+
+
+def _without_auth(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() != "authorization"}
+
+
+def _origin_text(url: str) -> str:
+    """``scheme://host:port`` of a URL for messages (no user info, path or query)."""
+    scheme, host, port = origin_of(url)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _too_large(where: str, got: int, size: int | None, cap: int, how: str) -> str:
+    if size is not None and got > size and size <= cap:
+        return (
+            f"{where}: {how} more than the {size} bytes its descriptor says; refused at the "
+            "first excess byte (content longer than its descriptor must not be trusted)"
+        )
+    return f"{where} is larger than {cap} bytes"
+
+
+_SERVER_SECRETS = re.compile(
+    r"(?i)\b(basic|bearer|flyv1)(\s+)([A-Za-z0-9._~+/=,:-]{8,})"
+    r"|\b(token|access_token|refresh_token|password)(\s*[=:]\s*\"?)([^\s\",;&]{4,})"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9._-]+"
+)
+_LOOKS_ENCODED = re.compile(r"[0-9+/=._~-]")
+
+
+def scrub_server_text(text: str, credential: Credential | None = None) -> str:
+    """Server text for an error message: base64 ``Basic`` values, bearer tokens, JWTs,
+    Fly tokens and ``token=...`` values replaced, and the credential's own secrets.
+    Plain words after ``Basic``/``Bearer`` ("basic authentication") are kept."""
     if credential is not None:
         text = credential.scrub(text)
-    return f", {text}" if text else ""
+
+    def hide(m: re.Match[str]) -> str:
+        if m.group(1):
+            if not _LOOKS_ENCODED.search(m.group(3)):
+                return m.group(0)
+            return f"{m.group(1)}{m.group(2)}<redacted>"
+        if m.group(4):
+            return f"{m.group(4)}{m.group(5)}<redacted>"
+        return "<redacted>"
+
+    return _SERVER_SECRETS.sub(hide, text)
+
+
+def _read_small(resp: requests.Response, limit: int, seconds: float = ERROR_BODY_SECONDS) -> bytes:
+    """Up to ``limit`` bytes of an error body, for ``seconds`` at most: a server that
+    dribbles an error page cannot hold the run (each read returns what has arrived)."""
+    if getattr(resp, "_content", False) is not False:  # already read (not streamed)
+        return bytes(resp.content or b"")[:limit]
+    chunks: list[bytes] = []
+    total = 0
+    stop = time.monotonic() + seconds
+    while total < limit and time.monotonic() < stop:
+        chunk = _read1(resp.raw, limit - total, decode=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _read1(raw: Any, size: int, *, decode: bool) -> bytes:
+    """What has arrived, up to ``size`` bytes (one read of the socket at most)."""
+    if isinstance(raw, urllib3.response.BaseHTTPResponse):
+        return raw.read1(size, decode_content=decode)
+    reader = getattr(raw, "read1", None) or raw.read
+    return bytes(reader(size))
 
 
 def _discard(resp: requests.Response) -> None:
@@ -637,7 +884,7 @@ def _discard(resp: requests.Response) -> None:
     try:
         length = resp.headers.get("Content-Length", "")
         if length.isdigit() and int(length) <= MAX_ERROR_BODY:
-            resp.raw.read(MAX_ERROR_BODY)
+            _read_small(resp, MAX_ERROR_BODY)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, AttributeError):
         pass
     finally:

@@ -43,8 +43,10 @@ class Retrier:
         policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        remaining: Callable[[], float | None] | None = None,
     ) -> None:
         self.policy = policy
+        self._remaining = remaining  # seconds left before the run's deadline, if any
         self._sleep = sleep
         self._clock = clock
         self.attempt = 1
@@ -69,6 +71,12 @@ class Retrier:
                 )
             else:
                 self.stop_reason = f"gave up after {self.attempt} attempts"
+            return False
+        left = self._remaining() if self._remaining is not None else None
+        if left is not None and delay >= left:
+            self.stop_reason = (
+                f"gave up after {self.attempt} attempts: the --deadline passes before the next"
+            )
             return False
         self._sleep(delay)
         self.waited += delay

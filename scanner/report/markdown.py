@@ -122,6 +122,11 @@ def findings_table(
         if layer_column:
             cells.append("" if f.location.layer_index is None else str(f.location.layer_index))
         note = f" ({escape(f.noise)})" if f.noise else ""
+        if f.blast_radius:
+            note += f"<br>opens: {escape(f.blast_radius.summary)}"
+            if f.blast_radius.verified_identity:
+                who = ", ".join(f"{k}={v}" for k, v in f.blast_radius.verified_identity.items())
+                note += f"<br>verified as {escape(who)}"
         cells += [code(evidence(f, reveal)) + note, status_cell(f)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

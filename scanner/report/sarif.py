@@ -223,6 +223,8 @@ def message_text(finding: Finding) -> str:
             text += f" [{finding.platform}]"
     if finding.noise:
         text += f" (likely noise: {finding.noise})"
+    if finding.blast_radius:
+        text += f". Opens: {finding.blast_radius.summary}"
     return text
 
 
@@ -250,6 +252,7 @@ def result_properties(finding: Finding, reveal: bool) -> dict[str, Any]:
         "detector": finding.detector,
         "noise": finding.noise,
         "verification": finding.verification,
+        "blastRadius": finding.blast_radius.to_dict() if finding.blast_radius else None,
     }
     props = {k: v for k, v in props.items() if v is not None}
     if reveal and finding.secret:

@@ -73,12 +73,25 @@ class TableFormatter(Formatter):
                 lines.append(self._style(head, dim=True) + "  - no findings")
                 continue
             lines.append(self._style(head, bold=True))
-            lines += [self._finding(f, reveal) for f in found]
+            for f in found:
+                lines += [self._finding(f, reveal), *self._blast(f)]
         config = by_layer.get(None, [])
         if config:
             lines.append(self._style("  Config, history and build", bold=True))
-            lines += [self._finding(f, reveal) for f in config]
+            for f in config:
+                lines += [self._finding(f, reveal), *self._blast(f)]
         return lines
+
+    def _blast(self, f: Finding) -> list[str]:
+        """The finding's blast radius on a line of its own, under the finding."""
+        radius = f.blast_radius
+        if radius is None:
+            return []
+        text = f"      opens: {one_line(radius.summary, 200)}"
+        if radius.verified_identity:
+            who = ", ".join(f"{k}={v}" for k, v in radius.verified_identity.items())
+            text += f"  [verified as {one_line(who, 120)}]"
+        return [self._style(text, dim=True)]
 
     def _finding(self, f: Finding, reveal: bool) -> str:
         sev = self._style(f"{f.severity.label.upper():<8}", fg=COLORS[f.severity], bold=True)

@@ -41,6 +41,8 @@ BLOCK_BEFORE = 4096  # multi-line rules: bytes before a keyword
 BLOCK_AFTER = 24576  # multi-line rules: bytes after a keyword (a PEM or PGP block)
 MAX_REGION = BLOCK_BEFORE + BLOCK_AFTER  # no match is longer than a region
 CONTEXT_LIMIT = 1000  # characters of matched text handed to the heuristics
+CONTEXT_BEFORE = 256  # bytes before a match kept in SecretMatch.context (blast radius)
+CONTEXT_AFTER = 256  # and after it (a URL's port and database follow the rule's match)
 
 # (secret start, secret end, match start, match end), offsets into the buffer
 Span = tuple[int, int, int, int]
@@ -61,6 +63,9 @@ class SecretMatch:
     end: int
     line: int
     noise: str | None = None
+    # The rule's match (up to CONTEXT_LIMIT) with CONTEXT_BEFORE/AFTER bytes around it:
+    # what a blast-radius decoder may read (a URL's host, a config.json's registry).
+    context: str = ""
 
 
 class Detector(Protocol):
@@ -367,6 +372,7 @@ class SecretEngine:
                     end=base + e,
                     line=line,
                     noise=noise,
+                    context=_context(buf, ms, me),
                 )
             )
         return out
@@ -398,6 +404,11 @@ class SecretEngine:
         if rule.entropy_min is not None and shannon_entropy(secret) < rule.entropy_min:
             return False, None
         return True, None
+
+
+def _context(buf: bytes, ms: int, me: int) -> str:
+    end = min(me, ms + CONTEXT_LIMIT) + CONTEXT_AFTER
+    return buf[max(0, ms - CONTEXT_BEFORE) : end].decode("utf-8", "surrogateescape")
 
 
 def _line_regions(buf: bytes, ends: list[int], klen: int) -> list[tuple[int, int]]:

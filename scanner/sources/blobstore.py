@@ -7,27 +7,26 @@ hostile manifest cannot make layerleak read arbitrary files.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
-import re
+import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
+from scanner.digests import parse_digest
 from scanner.errors import ManifestError, SourceError
 from scanner.image import BlobOpener
 
 MAX_JSON_BYTES = 32 << 20  # manifests and configs larger than this are refused
-DIGEST_RE = re.compile(r"^(sha256|sha384|sha512):([a-f0-9]{64,128})$")
 
 
 def blob_path(digest: str) -> str:
-    """The OCI layout path of a blob, refusing anything that is not a plain digest."""
-    m = DIGEST_RE.match(digest)
-    if not m:
-        raise ManifestError(f"invalid digest {digest!r}")
-    return f"blobs/{m.group(1)}/{m.group(2)}"
+    """The OCI layout path of a blob, refusing anything that is not a registered digest."""
+    algorithm, encoded = parse_digest(digest)
+    return f"blobs/{algorithm}/{encoded}"
 
 
 def safe_member_path(name: str) -> str:
@@ -37,15 +36,74 @@ def safe_member_path(name: str) -> str:
     return cleaned
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_regular_file(root: str, member: str) -> BinaryIO:
+    """Open ``root/member`` for reading, refusing anything but a regular file inside ``root``.
+
+    The image names these files, so none of them is followed if it is a symlink (to a
+    file elsewhere on the machine, to /dev/zero...), neither the file nor a directory
+    on the way; a FIFO, device or socket is refused too. Each component is opened
+    relative to its parent's descriptor with ``O_NOFOLLOW``, so nothing can swap a
+    directory for a link between the check and the open.
+    """
+    parts = safe_member_path(member).split("/")
+    where = f"{root}/{'/'.join(parts)}"
+    fds: list[int] = []
+    try:
+        try:
+            fds.append(os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW))
+            for part in parts[:-1]:
+                fds.append(os.open(part, _DIR_FLAGS, dir_fd=fds[-1]))
+            fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=fds[-1])
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise SourceError(
+                    f"{where}: a symbolic link or non-directory in the layout; links are "
+                    "not followed (the layout may be hostile)"
+                ) from None
+            raise SourceError(f"cannot open {where}: {exc.strerror or exc}") from None
+    finally:
+        for d in fds:
+            os.close(d)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise SourceError(
+            f"{where}: not a regular file ({_kind(mode)}); refused (the layout may be hostile)"
+        )
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
+
+
 @dataclass(frozen=True)
 class FileOpener(BlobOpener):
-    path: str
+    """A regular file ``member`` under the directory ``root`` (links refused)."""
+
+    root: str
+    member: str
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, self.member)
 
     def open(self) -> BinaryIO:
-        try:
-            return open(self.path, "rb")
-        except OSError as exc:
-            raise SourceError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+        return open_regular_file(self.root, self.member)
 
     def describe(self) -> str:
         return self.path
@@ -128,10 +186,11 @@ class DirStore(BlobStore):
         return self.root / safe_member_path(path)
 
     def exists(self, path: str) -> bool:
-        return self._full(path).is_file()
+        """Whether anything has that name: a link or device is refused when opened."""
+        return os.path.lexists(self._full(path))
 
     def opener(self, path: str) -> BlobOpener:
-        return FileOpener(str(self._full(path)))
+        return FileOpener(str(self.root), safe_member_path(path))
 
     def describe(self) -> str:
         return str(self.root)

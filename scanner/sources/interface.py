@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
 
+from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.image import Image, Platform
 
 
@@ -22,6 +23,8 @@ class SourceOptions:
     timeout: float = 30.0
     username: str | None = None
     password: str | None = None
+    # The whole run's deadline (absolute; --deadline), for every source and worker.
+    deadline: Deadline = NO_DEADLINE
 
 
 class Source(ABC):

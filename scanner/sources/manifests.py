@@ -10,13 +10,13 @@ provenance from attestations and recording what could not be read as problems.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from scanner.digests import check_digest
 from scanner.errors import ManifestError, SourceError
 from scanner.image import (
     INDEX_TYPES,
@@ -44,17 +44,23 @@ class ManifestFetcher(ABC):
 
     def fetch_json(self, descriptor: Mapping[str, Any], what: str) -> dict[str, Any]:
         data = self.fetch(descriptor, what)
+        check_size(data, descriptor, what)
         check_digest(data, str(descriptor.get("digest", "")), what)
         return load_json(data, what)
 
 
-def check_digest(data: bytes, digest: str, what: str) -> None:
-    algo, _, expected = digest.partition(":")
-    if algo not in ("sha256", "sha384", "sha512"):
-        raise ManifestError(f"{what}: unsupported digest {digest!r}")
-    actual = hashlib.new(algo, data).hexdigest()
-    if actual != expected:
-        raise ManifestError(f"{what}: digest mismatch: expected {digest}, got {algo}:{actual}")
+def check_size(data: bytes, descriptor: Mapping[str, Any], what: str) -> None:
+    """ManifestError when the content's length is not the descriptor's ``size``: the
+    spec says such content must not be trusted, even when its digest matches."""
+    size = descriptor.get("size")
+    if size is None:
+        return
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ManifestError(f"{what}: descriptor size {str(size)[:40]!r} is not a byte count")
+    if len(data) != size:
+        raise ManifestError(
+            f"{what}: is {len(data)} bytes but its descriptor says {size}; not trusted"
+        )
 
 
 def is_index(doc: Mapping[str, Any], media_type: str | None = None) -> bool:
@@ -72,6 +78,9 @@ def image_from_root(
 ) -> Image:
     """Walk from a root document (index or manifest) to every wanted platform image."""
     image = Image(name=name, source_kind=kind, platforms=[])
+    # One parsed copy of each config, whatever the number of platforms pointing at it
+    # (an 8 MB config under a hundred platforms must not be parsed a hundred times).
+    configs: dict[str, dict[str, Any]] = {}
     if is_index(root):
         image.index_digest = root_digest
         annotations = root.get("annotations")
@@ -91,14 +100,16 @@ def image_from_root(
             try:
                 manifest = fetcher.fetch_json(desc, what)
                 image.platforms.append(
-                    _platform_image(fetcher, manifest, desc["digest"], platform, what, image)
+                    _platform_image(
+                        fetcher, manifest, desc["digest"], platform, what, image, configs
+                    )
                 )
             except SourceError as exc:
                 image.problems.append(str(exc))
         _attach_provenance(fetcher, image, attestations)
     else:
         what = f"{name} manifest"
-        pi = _platform_image(fetcher, root, root_digest, None, what, image)
+        pi = _platform_image(fetcher, root, root_digest, None, what, image, configs)
         if platforms and not any(pi.platform.matches(w) for w in platforms):
             wanted = ", ".join(str(p) for p in platforms)
             raise SourceError(f"{name}: single-platform image is {pi.platform}, not {wanted}")
@@ -157,6 +168,7 @@ def _platform_image(
     platform: Platform | None,
     what: str,
     image: Image,
+    configs: dict[str, dict[str, Any]],
 ) -> PlatformImage:
     if is_index(manifest):
         raise ManifestError(f"{what}: expected an image manifest, found an index")
@@ -164,7 +176,11 @@ def _platform_image(
     if not isinstance(config_desc, dict) or not isinstance(config_desc.get("digest"), str):
         raise ManifestError(f"{what}: has no config descriptor")
     layers = descriptor_list(manifest, "layers", what)
-    config = fetcher.fetch_json(config_desc, f"{what}: config {config_desc['digest']}")
+    config_key = f"{config_desc['digest']}\x00{config_desc.get('size')}"
+    config = configs.get(config_key)
+    if config is None:
+        config = fetcher.fetch_json(config_desc, f"{what}: config {config_desc['digest']}")
+        configs[config_key] = config
     actual = Platform.from_json(config)
     if platform is None or str(platform) == "unknown/unknown":
         platform = actual

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from scanner.errors import RegistryError, SourceError, UsageError
+from scanner.digests import parse_digest
+from scanner.errors import RegistryError, UsageError
 from scanner.image import INDEX_TYPES, MANIFEST_TYPES, BlobOpener, Image, load_json
 from scanner.reference import Reference, parse_reference
 from scanner.registry.client import Endpoint, RegistryClient
 from scanner.registry.credentials import Credential, resolve_credential
-from scanner.sources.blobstore import DIGEST_RE
 from scanner.sources.interface import Source, SourceOptions
 from scanner.sources.manifests import ManifestFetcher, image_from_root
 
@@ -87,7 +87,7 @@ class RegistryBlobOpener(BlobOpener):
 
     def open(self) -> BinaryIO:
         client = shared_client(self.endpoint, self.credential)
-        return client.open_blob(self.repository, self.digest)
+        return client.open_blob(self.repository, self.digest, size=self.size)
 
     def describe(self) -> str:
         return f"{self.endpoint.registry}/{self.repository}@{self.digest}"
@@ -101,22 +101,26 @@ class RegistryFetcher(ManifestFetcher):
         self.repository = repository
 
     def fetch(self, descriptor: Mapping[str, Any], what: str) -> bytes:
+        """The blob, no longer than the descriptor's ``size`` (refused at the first
+        excess byte, not after reading it all)."""
         digest = _digest(descriptor, what)
+        raw_size = descriptor.get("size")
+        size = raw_size if isinstance(raw_size, int) and raw_size >= 0 else None
         media_type = str(descriptor.get("mediaType") or "")
         if (
             media_type in MANIFEST_TYPES
             or media_type in INDEX_TYPES
             or _looks_like_manifest(media_type)
         ):
-            return self.client.get_manifest(self.repository, digest).data
+            return self.client.get_manifest(self.repository, digest, size).data
         try:
-            return self.client.get_blob_bytes(self.repository, digest, what)
+            return self.client.get_blob_bytes(self.repository, digest, what, size)
         except RegistryError:
             if media_type:
                 raise
             # A descriptor without a media type may be a manifest: registries serve
             # those from /manifests/ only.
-            return self.client.get_manifest(self.repository, digest).data
+            return self.client.get_manifest(self.repository, digest, size).data
 
     def opener(self, descriptor: Mapping[str, Any]) -> BlobOpener:
         digest = _digest(descriptor, f"{self.repository} layer")
@@ -136,8 +140,7 @@ def _looks_like_manifest(media_type: str) -> bool:
 
 def _digest(descriptor: Mapping[str, Any], what: str) -> str:
     digest = str(descriptor.get("digest", ""))
-    if not DIGEST_RE.match(digest):
-        raise SourceError(f"{what}: invalid digest {digest!r}")
+    parse_digest(digest, what)  # a registered algorithm, well formed: or UnsupportedDigest
     return digest
 
 
@@ -160,7 +163,10 @@ class RegistrySource(Source):
             ref.registry, username=self.options.username, password=self.options.password
         )
         endpoint = Endpoint.for_registry(
-            ref.registry, insecure=self.options.insecure, timeout=self.options.timeout
+            ref.registry,
+            insecure=self.options.insecure,
+            timeout=self.options.timeout,
+            deadline=self.options.deadline,
         )
         self.client = client = shared_client(endpoint, credential)
         root = client.get_manifest(ref.repository, ref.reference)

@@ -3,9 +3,13 @@
 :func:`verify_report` runs after the scan on a report scanned with
 ``ScanOptions(reveal=True)`` (the raw secret is needed); it sets each supported
 finding's ``verification`` to ``verified``, ``invalid`` or ``unknown`` (one call
-per distinct secret) and, unless ``keep_secrets``, removes the raw secrets from
-the report again. Findings of rules without a verifier are left as they are
-(``verification`` stays None). Base URLs come from ``LAYERLEAK_VERIFY_<NAME>_URL``.
+per distinct secret and companions) and, unless ``keep_secrets``, removes the raw
+secrets from the report again. Where the provider says who the credential is, the
+finding's blast radius records it (``verified_identity``). Verifiers that need
+other parts of a credential (an AWS key id's secret key) get them from the findings
+next to it (:mod:`scanner.verify.pairing`). Findings of rules without a verifier
+are left as they are (``verification`` stays None). Base URLs come from
+``LAYERLEAK_VERIFY_<NAME>_URL``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 
+from scanner.findings import BlastRadius, Finding, hash_secret
 from scanner.results import Report
-from scanner.verify.interface import Verdict, Verifier
+from scanner.verify.interface import Outcome, Verdict, Verifier
+from scanner.verify.pairing import companions
 from scanner.verify.providers import VERIFIERS
 
 
@@ -42,26 +48,49 @@ def verify_report(
 ) -> Counter[str]:
     """Verify the report's findings in place; returns counts per verdict."""
     table = verifiers(env, timeout)
-    cache: dict[tuple[str, str], Verdict] = {}
+    cache: dict[tuple[str, ...], Outcome] = {}
     counts: Counter[str] = Counter()
     for image in report.images:
         updated = []
+        accepted: dict[int, Outcome] = {}  # companions of credentials the provider accepted
         for finding in image.findings:
             verifier = table.get(finding.rule_id)
-            verification = finding.verification
             if verifier is not None:
+                outcome = Outcome(Verdict.UNKNOWN)
                 if finding.secret:
-                    key = (verifier.name, finding.secret_hash or finding.secret)
+                    found = companions(finding, image.findings, verifier.companions)
+                    parts = {rule_id: str(other.secret) for rule_id, other in found.items()}
+                    key = (
+                        verifier.name,
+                        finding.secret_hash or hash_secret(finding.secret),
+                        *sorted(f"{r}={hash_secret(s)}" for r, s in parts.items()),
+                    )
                     if key not in cache:
-                        cache[key] = verifier.verify(finding.secret)
-                    verification = cache[key].value
-                else:
-                    verification = Verdict.UNKNOWN.value
-                counts[verification] += 1
-            secret = finding.secret if keep_secrets else None
-            updated.append(replace(finding, verification=verification, secret=secret))
+                        cache[key] = verifier.check(finding.secret, parts)
+                    outcome = cache[key]
+                    if outcome.verdict is Verdict.VERIFIED:
+                        accepted.update((id(other), outcome) for other in found.values())
+                counts[outcome.verdict.value] += 1
+                finding = _with_outcome(finding, outcome, verifier.name)
+            updated.append(finding)
+        for i, finding in enumerate(updated):
+            if id(image.findings[i]) in accepted and finding.verification is None:
+                outcome = accepted[id(image.findings[i])]
+                finding = _with_outcome(finding, outcome, finding.detector or finding.rule_id)
+            updated[i] = replace(finding, secret=finding.secret if keep_secrets else None)
         image.findings = updated
     return counts
+
+
+def _with_outcome(finding: Finding, outcome: Outcome, provider: str) -> Finding:
+    radius = finding.blast_radius
+    if outcome.identity:
+        who = ", ".join(f"{k} {v}" for k, v in outcome.identity.items())
+        radius = replace(
+            radius or BlastRadius(summary=f"live {provider} credential of {who}"),
+            verified_identity=dict(outcome.identity),
+        )
+    return replace(finding, verification=outcome.verdict.value, blast_radius=radius)
 
 
 __all__ = ["VERIFIERS", "Verdict", "Verifier", "verifiers", "verify_report"]

@@ -5,6 +5,12 @@ overrides its base URL (tests point it at a local server; nothing in the test
 suite reaches the internet) and how to read the answer. Verifiers never log,
 raise or return the secret: errors become ``unknown`` with a reason that holds
 only the status code or the error class.
+
+Some credentials come in parts: an AWS access key id is useless without its secret
+access key. A verifier lists the rule ids of the parts it needs in ``companions``;
+:mod:`scanner.verify.pairing` finds them next to the finding and :meth:`Verifier.check`
+receives them. A verifier whose provider says *who* the credential is (Fly.io's
+``viewer``, AWS's caller identity) returns it in :class:`Outcome` ``identity``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    identity: dict[str, str] | None = None  # who the provider says the credential is
+
+
+@dataclass(frozen=True)
 class Response:
     status: int  # 0 when no HTTP answer came
     body: bytes = b""
@@ -46,6 +58,7 @@ class Verifier(ABC):
     rule_ids: ClassVar[frozenset[str]]
     default_url: ClassVar[str]
     url_env: ClassVar[str]
+    companions: ClassVar[frozenset[str]] = frozenset()  # rule ids of the other parts
 
     def __init__(self, env: Mapping[str, str], timeout: float = 10.0) -> None:
         self.base_url = (env.get(self.url_env) or self.default_url).rstrip("/")
@@ -54,6 +67,11 @@ class Verifier(ABC):
     @abstractmethod
     def verify(self, secret: str) -> Verdict:
         """Verdict on one secret, from one read-only call."""
+
+    def check(self, secret: str, companions: Mapping[str, str]) -> Outcome:
+        """Verdict (and identity, where the provider reports one) for a secret and the
+        parts found next to it (rule id -> secret, for the ``companions`` rule ids)."""
+        return Outcome(self.verify(secret))
 
     def request(
         self,

@@ -1,10 +1,24 @@
-"""The built-in verifiers: GitHub, Stripe, Slack, Fly.io (one read-only call each)."""
+"""The built-in verifiers: GitHub, Stripe, Slack, Fly.io, AWS (one read-only call each).
+
+GitHub, Stripe and Slack are here (GitHub's login and Slack's team and user are recorded
+as the identity); Fly.io and AWS have modules of their own.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from scanner.verify.interface import Verdict, Verifier, by_status
+from scanner.verify.aws import AwsVerifier
+from scanner.verify.fly import FlyVerifier
+from scanner.verify.interface import Outcome, Verdict, Verifier, by_status
+
+
+def _identity(body: Any, keys: tuple[str, ...]) -> dict[str, str] | None:
+    if not isinstance(body, dict):
+        return None
+    found = {k: str(body[k])[:200] for k in keys if isinstance(body.get(k), str | int)}
+    return found or None
 
 
 class GitHubVerifier(Verifier):
@@ -24,12 +38,17 @@ class GitHubVerifier(Verifier):
     url_env = "LAYERLEAK_VERIFY_GITHUB_URL"
 
     def verify(self, secret: str) -> Verdict:
+        return self.check(secret, {}).verdict
+
+    def check(self, secret: str, companions: Mapping[str, str]) -> Outcome:
         response = self.request(
             "/user",
             {"Authorization": f"Bearer {secret}", "X-GitHub-Api-Version": "2022-11-28"},
         )
         # an installation token cannot read /user but is accepted (403, not 401)
-        return by_status(response, frozenset({200, 403}), frozenset({401}))
+        verdict = by_status(response, frozenset({200, 403}), frozenset({401}))
+        identity = _identity(response.json(), ("login", "id")) if response.status == 200 else None
+        return Outcome(verdict, identity)
 
 
 class StripeVerifier(Verifier):
@@ -61,6 +80,9 @@ class SlackVerifier(Verifier):
     )
 
     def verify(self, secret: str) -> Verdict:
+        return self.check(secret, {}).verdict
+
+    def check(self, secret: str, companions: Mapping[str, str]) -> Outcome:
         response = self.request(
             "/api/auth.test",
             {
@@ -72,34 +94,14 @@ class SlackVerifier(Verifier):
         )
         body = response.json()
         if response.status != 200 or not isinstance(body, dict):
-            return Verdict.UNKNOWN
+            return Outcome(Verdict.UNKNOWN)
         if body.get("ok") is True:
-            return Verdict.VERIFIED
+            return Outcome(
+                Verdict.VERIFIED, _identity(body, ("team", "team_id", "user", "user_id"))
+            )
         if body.get("error") in self.INVALID_ERRORS:
-            return Verdict.INVALID
-        return Verdict.UNKNOWN
-
-
-class FlyVerifier(Verifier):
-    """Machines API ``GET /v1/apps?org_slug=personal``: 200 live, 401 rejected.
-
-    A token scoped to one app or org may be refused the listing (403/404): that is
-    reported as unknown, not invalid. Tokens are sent as ``FlyV1 <macaroons>``.
-    """
-
-    name = "fly"
-    rule_ids: ClassVar[frozenset[str]] = frozenset(
-        {"flyio-api-token", "flyio-macaroon", "flyio-legacy-token", "flyio-org-token"}
-    )
-    default_url = "https://api.machines.dev"
-    url_env = "LAYERLEAK_VERIFY_FLY_URL"
-
-    def verify(self, secret: str) -> Verdict:
-        token = secret.strip()
-        if not token.startswith("FlyV1 "):
-            token = f"FlyV1 {token}"
-        response = self.request("/v1/apps?org_slug=personal", {"Authorization": token})
-        return by_status(response, frozenset({200}), frozenset({401}))
+            return Outcome(Verdict.INVALID)
+        return Outcome(Verdict.UNKNOWN)
 
 
 VERIFIERS: tuple[type[Verifier], ...] = (
@@ -107,4 +109,5 @@ VERIFIERS: tuple[type[Verifier], ...] = (
     StripeVerifier,
     SlackVerifier,
     FlyVerifier,
+    AwsVerifier,
 )

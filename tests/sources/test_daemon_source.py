@@ -55,7 +55,7 @@ def test_fill_created_by_from_engine_history() -> None:
         HistoryStep(2, "", "", None, False, 1),
     ]
     layers = [
-        Layer(i, f"sha256:{i:064x}", None, "", None, FileOpener("/dev/null"), steps[2 * i])
+        Layer(i, f"sha256:{i:064x}", None, "", None, FileOpener("/dev", "null"), steps[2 * i])
         for i in range(2)
     ]
     platform = PlatformImage(Platform("linux", "amd64"), None, {}, None, {}, layers, steps)

@@ -17,6 +17,7 @@ from scanner.cli import main
 from scanner.findings import Category, Finding, Location, LocationKind, Severity, hash_secret
 from scanner.results import ImageResult, Report
 from scanner.verify import Verdict, verifiers, verify_report
+from scanner.verify.fly import authorization
 
 LIVE = {
     fs.github_pat(),
@@ -55,16 +56,47 @@ class Provider(BaseHTTPRequestHandler):
             self._answer(500, {})
             return
         live = token in LIVE or f"FlyV1 {token}" in LIVE
+        if live and self.path == "/user":  # GitHub's shape
+            self._answer(200, {"login": "octo-deploy", "id": 4711, "type": "User"})
+            return
         self._answer(200 if live else 401, {"ok": live})
 
     def do_POST(self) -> None:
         SEEN.append(("POST", self.path, self.headers.get("Authorization", "")))
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        if self._token() in LIVE:
-            self._answer(200, {"ok": True, "team": "acme"})
+        body = self.rfile.read(length)
+        if self.path == "/graphql":  # Fly.io's GraphQL API
+            self._graphql(body)
+        elif self._token() in LIVE:
+            self._answer(
+                200, {"ok": True, "team": "acme", "team_id": "T0ACME", "user": "deploybot"}
+            )
         else:
             self._answer(200, {"ok": False, "error": "invalid_auth"})
+
+    def _graphql(self, body: bytes) -> None:
+        query = json.loads(body).get("query", "")
+        auth = self.headers.get("Authorization", "")
+        if "viewer" not in query or not auth.startswith(("FlyV1 ", "Bearer ")):
+            self._answer(400, {"errors": [{"message": "bad request"}]})
+        elif auth in LIVE:
+            self._answer(200, {"data": {"viewer": {"id": "U1x2y3", "email": "ops@example.com"}}})
+        elif auth.endswith("forbidden"):
+            self._answer(401, {"errors": [{"message": "unauthorized"}]})
+        else:
+            self._answer(
+                200,
+                {
+                    "data": {"viewer": None},
+                    "errors": [
+                        {
+                            "message": "You must be authenticated to view this.",
+                            "path": ["viewer"],
+                            "extensions": {"code": "UNAUTHORIZED"},
+                        }
+                    ],
+                },
+            )
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +167,7 @@ def test_verify_report_sets_verdicts_once_per_secret_and_drops_secrets(server: s
             location=Location(LocationKind.FILE, path="b"),
         ),
         finding("github-personal-access-token", dead),
-        finding("aws-access-key-id", "AKIA" + "Q" * 16),
+        finding("npm-access-token", "npm_" + "Q" * 36),
     ]
     report = Report([ImageResult("img", "oci", findings=findings)])
     counts = verify_report(report, env=env_for(server))
@@ -159,3 +191,61 @@ def test_cli_verify_reports_verdict_without_printing_the_secret(
     assert gh and {f["verification"] for f in gh} == {"verified"}
     assert fs.github_pat() not in res.output
     assert all("secret" not in f for f in doc["images"][0]["findings"])
+
+
+def test_fly_viewer_query_records_the_identity(server: str) -> None:
+    SEEN.clear()
+    live, dead = fs.fly_token("live"), fs.fly_token("dead")
+    report = Report(
+        [
+            ImageResult(
+                "img",
+                "oci",
+                findings=[finding("flyio-api-token", live), finding("flyio-api-token", dead)],
+            )
+        ]
+    )
+    assert verify_report(report, env=env_for(server)) == {"verified": 1, "invalid": 1}
+    ok, bad = report.findings
+    assert ok.verification == "verified"
+    assert ok.blast_radius and ok.blast_radius.verified_identity == {
+        "id": "U1x2y3",
+        "email": "ops@example.com",
+    }
+    assert bad.verification == "invalid"
+    assert bad.blast_radius is None or bad.blast_radius.verified_identity is None
+    assert ("POST", "/graphql", live) in SEEN  # the token as found, to /graphql
+
+
+def test_fly_token_schemes_and_refusals(server: str) -> None:
+    verifier = verifiers(env_for(server))["flyio-macaroon"]
+    bare = fs.fly_token("live").removeprefix("FlyV1 ")
+    assert verifier.verify(bare) is Verdict.VERIFIED  # sent as "FlyV1 <bare>"
+    assert authorization("fo1_abcdef") == "Bearer fo1_abcdef"
+    assert authorization("FlyV1 fm2_x,fm2_y") == "FlyV1 fm2_x,fm2_y"
+    assert verifier.verify("fm2_forbidden") is Verdict.INVALID  # a 401
+    boom = verifiers(env_for(server + "/boom"))["flyio-macaroon"]
+    assert boom.verify(bare) is Verdict.UNKNOWN
+
+
+def test_github_and_slack_identities_are_recorded(server: str) -> None:
+    findings = [
+        finding("github-personal-access-token", fs.github_pat()),
+        finding("slack-bot-token", fs.slack_bot_token("live")),
+        finding("stripe-live-secret-key", fs.stripe_live_key("live")),
+    ]
+    report = Report([ImageResult("img", "oci", findings=findings)])
+    assert verify_report(report, env=env_for(server)) == {"verified": 3}
+    gh, slack, stripe = report.findings
+    assert gh.blast_radius and gh.blast_radius.verified_identity == {
+        "login": "octo-deploy",
+        "id": "4711",
+    }
+    assert "octo-deploy" in gh.blast_radius.summary  # no offline radius: one is made
+    assert slack.blast_radius and slack.blast_radius.verified_identity == {
+        "team": "acme",
+        "team_id": "T0ACME",
+        "user": "deploybot",
+    }
+    assert "acme" in slack.blast_radius.summary
+    assert stripe.blast_radius is None  # Stripe reports no identity: nothing added
