@@ -55,15 +55,15 @@ from scanner.findings import Category, Severity
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _builtin_dir() -> Path:
-    """Where the built-in rule files are.
+def builtin_dir(package: Path) -> Path:
+    """Where the built-in rule files are, for the ``scanner`` package at ``package``.
 
     An installed wheel carries them inside the package, as ``scanner/_signatures/``
     (``setup.py`` maps that package onto the repository's ``signatures/``). A checkout
     (the editable install ``make install`` does, or the source tree on ``sys.path``) has
-    them in ``signatures/`` beside ``scanner/``, next to ``pyproject.toml``.
+    them in ``signatures/`` beside ``scanner/``, next to ``pyproject.toml``; a stray
+    ``signatures/`` beside an installed package (site-packages) is never taken.
     """
-    package = Path(str(importlib.resources.files(scanner)))
     packaged = package / "_signatures"
     if packaged.is_dir():
         return packaged
@@ -73,7 +73,7 @@ def _builtin_dir() -> Path:
     return packaged  # missing: loading says so, naming this path
 
 
-BUILTIN_DIR = _builtin_dir()
+BUILTIN_DIR = builtin_dir(Path(str(importlib.resources.files(scanner))))
 
 RULE_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MIN_KEYWORD_LENGTH = 2
