@@ -17,9 +17,6 @@ from pathlib import Path
 CHECKOUT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 600.0
 INSTALL_TIMEOUT = 900.0
-IGNORED = shutil.ignore_patterns(
-    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "out"
-)
 
 
 def run(cmd: list[str], timeout: float, **kwargs: object) -> subprocess.CompletedProcess[str]:

@@ -70,13 +70,6 @@ class ActionRun:
     def summary(self) -> str:
         return "".join(s.summary for s in self.steps)
 
-    def masked_log(self) -> str:
-        """The log as the runner shows it: every masked value replaced by ***."""
-        text = self.log
-        for value in sorted(self.masks, key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
-
 
 def unescape_data(text: str) -> str:
     return text.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")

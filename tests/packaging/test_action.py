@@ -326,3 +326,44 @@ def test_outputs_survive_hostile_values(tmp_path: Path) -> None:
         "report-file": "a\nexit-code=0\nEOF",
         "exit-code": "1",
     }
+
+
+def _toy_action(where: Path, run: str, env: dict[str, str] | None = None) -> Path:
+    where.mkdir(parents=True)
+    step: dict[str, Any] = {"shell": "bash", "run": run, "id": "s"}
+    if env:
+        step["env"] = env
+    action = {
+        "name": "toy",
+        "inputs": {"image": {"required": True}},
+        "outputs": {"out": {"value": "${{ steps.s.outputs.out }}"}},
+        "runs": {"using": "composite", "steps": [step]},
+    }
+    (where / "action.yml").write_text(yaml.safe_dump(action), encoding="utf-8")
+    return where
+
+
+def test_the_local_runner_catches_unsafe_actions(tmp_path: Path) -> None:
+    """The checks above can fail: an action that expands or evals its input is caught."""
+    temp, ws = tmp_path / "temp", tmp_path / "ws"
+    temp.mkdir()
+    ws.mkdir()
+    canary = tmp_path / "pwned"
+    hostile = {"image": f"$(touch {canary})"}
+
+    expands = _toy_action(tmp_path / "a", 'echo "${{ inputs.image }}"')
+    with pytest.raises(ActionError, match="expression inside run"):
+        LocalRunner(expands, ws, temp, outside_env()).run(hostile)
+
+    evals = _toy_action(
+        tmp_path / "b",
+        'eval "echo out=$IMAGE" >> "$GITHUB_OUTPUT"',
+        {"IMAGE": "${{ inputs.image }}"},
+    )
+    run = LocalRunner(evals, ws, temp, outside_env()).run(hostile)
+    assert run.exit_code == 0 and canary.exists()  # what the hostile test looks for
+    assert run.outputs == {"out": ""}
+
+    unknown = _toy_action(tmp_path / "c", "true", {"T": "${{ secrets.TOKEN }}"})
+    with pytest.raises(ActionError, match="not supported"):
+        LocalRunner(unknown, ws, temp, outside_env()).run({"image": "x"})
