@@ -85,7 +85,7 @@ def main() -> None:
 @output_options(sorted(FORMATTERS))
 @click.pass_context
 def scan(ctx: click.Context, **args: object) -> None:
-    """Scan images: oci:PATH[:TAG], docker-archive:PATH[:TAG], docker:IMAGE,
+    """Scan images: oci:PATH[:TAG], docker-archive:PATH[:REFERENCE|:@N], docker:IMAGE,
     a registry reference (host/repo:tag, host/repo@sha256:..., nginx), or a bare path."""
     sources = list(args["sources"])  # type: ignore[call-overload]
     from_file = args["from_file"]

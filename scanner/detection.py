@@ -11,6 +11,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
+from scanner.archives.limits import DEFAULT_LIMITS, ArchiveLimits, ImageUsage
 from scanner.blast import Clue, radius
 from scanner.findings import Finding, Location, Severity, hash_secret, redact
 from scanner.secrets.engine import SecretEngine, SecretMatch
@@ -112,10 +113,14 @@ KEY_VALUE = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>\"[^\"]*\"|
 class Detection:
     signatures: SignatureSet
     reveal: bool = False
+    archive_limits: ArchiveLimits = DEFAULT_LIMITS
     engine: SecretEngine = field(init=False)
+    # archive bytes and entries of the image being scanned, shared with forked workers
+    archive_usage: ImageUsage = field(init=False)
 
     def __post_init__(self) -> None:
         self.engine = SecretEngine(self.signatures)
+        self.archive_usage = ImageUsage()
 
     def scan_text(self, text: str) -> list[SecretMatch]:
         return self.engine.scan(text.encode("utf-8", "surrogateescape"))

@@ -10,9 +10,12 @@ match and a hash of the secret, which is what fingerprints are built from.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum, StrEnum
 from typing import Any
+
+HISTORY_INDEX = re.compile(r"^history\[\d+\] ")
 
 
 class Severity(IntEnum):
@@ -171,7 +174,8 @@ class Finding:
         loc = self.location
         where = loc.display_path() if loc.path is not None else (loc.field or loc.kind.value)
         if loc.kind is LocationKind.HISTORY and loc.path is None:
-            where = f"history:{loc.field or ''}"
+            # Not the step's index: builders (Docker, buildah) number history differently.
+            where = "history:" + HISTORY_INDEX.sub("", loc.field or "", count=1)
         evidence = self.secret_hash or self.match
         raw = "\x1f".join([self.rule_id, where, evidence])
         return hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:32]

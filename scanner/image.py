@@ -130,6 +130,7 @@ class Image:
     platforms: list[PlatformImage]
     index_annotations: dict[str, str] = field(default_factory=dict)
     index_digest: str | None = None
+    tags: list[str] = field(default_factory=list)  # docker save's RepoTags, when read from one
     # Parts of the image that could not be read (a platform manifest, a config...):
     # scanned around, reported, and they make the scan incomplete.
     problems: list[str] = field(default_factory=list)

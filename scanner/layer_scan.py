@@ -16,6 +16,7 @@ from typing import BinaryIO, cast
 from scanner import dpkg
 from scanner.analyzers.builtin import FILE_ANALYZERS
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
+from scanner.archives.limits import ArchiveBudget
 from scanner.blob_limits import LimitedBlob
 from scanner.deadline import NO_DEADLINE, Deadline, DeadlineExceeded
 from scanner.detection import Detection
@@ -27,7 +28,7 @@ from scanner.results import LayerResult
 from scanner.streams import read_up_to
 
 # A file wanted by several content analyzers is read once into memory up to this size;
-# larger ones go to the first analyzer only (today there is one content analyzer).
+# a larger one is streamed to the first analyzer only, the others get no content.
 SHARED_CONTENT_LIMIT = 16 << 20
 
 
@@ -44,7 +45,8 @@ def scan_layer(
     """Walk one layer blob; ``deadline`` is the run's (checked per read and per entry)."""
     if analyzers is None:
         analyzers = [cls(detection) for cls in FILE_ANALYZERS]
-    context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None)
+    budget = ArchiveBudget(detection.archive_limits, detection.archive_usage)
+    context = LayerContext(layer.index, layer.digest, layer.diff_id, None, None, budget)
     label = layer_label(layer)
     findings: list[Finding] = []
     try:
@@ -77,6 +79,12 @@ def scan_layer(
                     findings.extend(analyzer.analyze(info, None, context))
             if len(readers) == 1 or (readers and content is None):
                 findings.extend(readers[0].analyze(info, content, context))
+            elif readers and content is not None and info.size > SHARED_CONTENT_LIMIT:
+                # too large to share: the stream goes to the first (the content analyzer),
+                # the others are told there is no content (and say what they skipped)
+                findings.extend(readers[0].analyze(info, content, context))
+                for analyzer in readers[1:]:
+                    findings.extend(analyzer.analyze(info, None, context))
             elif readers and content is not None:
                 data = content.read(SHARED_CONTENT_LIMIT)
                 for analyzer in readers:
@@ -112,12 +120,14 @@ def scan_layer(
         else:
             raw.close()
     if reader is None:
-        return LayerResult(layer.digest, findings, LayerIndex(), error=error)
+        return LayerResult(
+            layer.digest, findings, LayerIndex(), problems=context.problems, error=error
+        )
     return LayerResult(
         digest=layer.digest,
         findings=findings,
         index=reader.index,
-        problems=list(reader.problems),
+        problems=list(reader.problems) + context.problems,
         error=error,
         entries=reader.entries,
         compressed_bytes=reader.compressed_bytes,

@@ -92,6 +92,7 @@ class ImageResult:
     name: str
     source_kind: str
     index_digest: str | None = None
+    tags: list[str] = field(default_factory=list)  # docker save's RepoTags
     platforms: list[PlatformResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     problems: list[ScanProblem] = field(default_factory=list)

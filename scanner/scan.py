@@ -22,6 +22,7 @@ from scanner import dpkg
 from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
 from scanner.analyzers.content_secrets import lowered
 from scanner.analyzers.interface import ImageContext
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.cache import LayerCache, default_cache_dir
 from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
@@ -54,6 +55,7 @@ class ScanOptions:
     jobs: int = 0  # worker processes for layers; 0 = default_jobs()
     use_cache: bool = True
     cache_dir: Path | None = None  # default: the user cache directory
+    archive_limits: ArchiveLimits = DEFAULT_LIMITS  # nested archives: per file, layer, image
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,9 @@ class Scanner:
     ) -> None:
         self.options = options
         self.detection = detection or Detection(
-            SignatureSet.load(options.rules), reveal=options.reveal
+            SignatureSet.load(options.rules),
+            reveal=options.reveal,
+            archive_limits=options.archive_limits,
         )
         self._layers: dict[str, LayerResult] = {}  # by blob digest, for this run
         self._context = self._image_context()
@@ -144,7 +148,7 @@ class Scanner:
 
     def scan_all(self, sources: Iterable[str]) -> Report:
         report = Report(
-            images=[self.scan(s) for s in sources],
+            images=[result for s in sources for result in self.scan_source(s)],
             fail_on=self.options.fail_on,
             reveal=self.options.reveal,
         )
@@ -156,24 +160,37 @@ class Scanner:
         return self.options.source.deadline
 
     def scan(self, source_text: str) -> ImageResult:
+        """One image (a source holding several is an error naming them)."""
+        return self._scan(source_text, every=False)[0]
+
+    def scan_source(self, source_text: str) -> list[ImageResult]:
+        """Every image of a source: several for a ``docker save A B`` archive."""
+        return self._scan(source_text, every=True)
+
+    def _scan(self, source_text: str, every: bool) -> list[ImageResult]:
         if self.deadline.expired():
-            return _failed(
-                source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
-            )
+            return [
+                _failed(
+                    source_text, "?", f"{source_text}: not scanned: {self.deadline.label} passed"
+                )
+            ]
         try:
             source = resolve(source_text, self.options.source)
         except LayerleakError as exc:
-            return _failed(source_text, "?", str(exc))
+            return [_failed(source_text, "?", str(exc))]
         with source:
             try:
-                image = source.load()
+                images = source.load_all() if every else [source.load()]
             except LayerleakError as exc:
-                return _failed(source_text, source.kind, str(exc))
-            return self._scan_image(image)
+                return [_failed(source_text, source.kind, str(exc))]
+            return [self._scan_image(image) for image in images]
 
     def _scan_image(self, image: Image) -> ImageResult:
         result = ImageResult(
-            name=image.name, source_kind=image.source_kind, index_digest=image.index_digest
+            name=image.name,
+            source_kind=image.source_kind,
+            index_digest=image.index_digest,
+            tags=list(image.tags),
         )
         result.problems += [ScanProblem(image.name, None, None, p) for p in image.problems]
         todo: dict[str, Layer] = {}
@@ -181,6 +198,7 @@ class Scanner:
             for layer in platform.layers:
                 if layer.digest not in self._layers:
                     todo.setdefault(layer.digest, layer)
+        self.detection.archive_usage.reset()  # the archive budget per image starts here
         self._scan_layers(list(todo.values()))
         for platform in image.platforms:
             self._scan_platform(image, platform, result)

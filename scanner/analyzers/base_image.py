@@ -1,7 +1,12 @@
 """Is the base image pinned? From annotations/labels, SLSA provenance, or a Dockerfile.
 
-Nothing is guessed: when the image does not say what it was built from and no
-Dockerfile was given, an informational finding says so.
+Nothing is guessed: pinning is judged by what the builder actually recorded. A base
+name that carries ``@sha256:...`` proves the pin. A ``base.digest`` next to a name
+without one does not: buildah and podman write the tag they resolved and the digest it
+resolved to whether or not the ``FROM`` line was pinned (and with ``--layers`` the
+digest can be that of an intermediate image), so such an image gets an informational
+``base-image-pin-unknown``. When the image does not say what it was built from and no
+Dockerfile was given, an informational ``base-image-unknown`` says so.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from scanner.image import BASE_DIGEST_KEY, BASE_NAME_KEY, Image, PlatformImage
 
 FROM_LINE = re.compile(r"^\s*FROM\s+(?P<rest>.+)$", re.I)
 DIGEST_PIN = re.compile(r"@sha256:[a-f0-9]{64}$")
+BUILDAH_LABEL = "io.buildah.version"
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class BaseRef:
     digest: str | None
     where: Location
     origin: str  # "annotation", "label", "provenance", "Dockerfile"
+    builder: str = "the builder"  # who wrote it, for messages: "buildah" when it says so
 
 
 def tag_problem(reference: str) -> str | None:
@@ -70,6 +77,8 @@ class BaseImageAnalyzer(ImageAnalyzer):
     ) -> Iterable[Finding]:
         bases = self._declared(image, platform)
         found = [f for b in bases if (f := self._unpinned(b)) is not None]
+        if context.dockerfile is not None:  # the Dockerfile answers what the image cannot
+            found = [f for f in found if f.rule_id != "base-image-pin-unknown"]
         if context.dockerfile is not None and platform is image.platforms[0]:
             found += self._dockerfile(context.dockerfile, context.dockerfile_name or "Dockerfile")
         elif not bases:
@@ -106,7 +115,8 @@ class BaseImageAnalyzer(ImageAnalyzer):
                     kind=LocationKind.MANIFEST if origin == "annotation" else LocationKind.CONFIG,
                     field=f"{prefix}[{BASE_NAME_KEY}]",
                 )
-                return [BaseRef(str(name), str(digest) if digest else None, where, origin)]
+                builder = "buildah" if BUILDAH_LABEL in labels else "the builder"
+                return [BaseRef(str(name), str(digest) if digest else None, where, origin, builder)]
         return [
             BaseRef(
                 name,
@@ -122,7 +132,7 @@ class BaseImageAnalyzer(ImageAnalyzer):
         if DIGEST_PIN.search(name):
             return None
         if base.origin != "provenance" and base.digest:
-            return None
+            return self._pin_unknown(base)
         moving = tag_problem(name)
         detail = f" ({moving})" if moving else ""
         resolved = f"; it resolved to {base.digest} at build time" if base.digest else ""
@@ -136,6 +146,25 @@ class BaseImageAnalyzer(ImageAnalyzer):
             description=(
                 f"The {base.origin} names the base by tag{resolved}. A tag can move: the next "
                 "build may get different, unreviewed content. Pin it: FROM name:tag@sha256:..."
+            ),
+        )
+
+    def _pin_unknown(self, base: BaseRef) -> Finding:
+        """A name without digest next to a recorded digest: no proof either way."""
+        name = base.name[:200]
+        return Finding(
+            rule_id="base-image-pin-unknown",
+            title=f"Whether base image {name} was pinned cannot be told from the image",
+            severity=Severity.INFO,
+            category=Category.SUPPLY_CHAIN,
+            location=base.where,
+            match=f"{name} (recorded digest {(base.digest or '')[:80]})",
+            description=(
+                f"The {base.origin} names the base by tag and {base.builder} recorded the "
+                "digest it resolved to; builders such as buildah and podman write both "
+                "whether or not the FROM line was pinned (with --layers the digest can be "
+                "that of an intermediate image). Pass the Dockerfile with --dockerfile to "
+                "check each FROM."
             ),
         )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from scanner.analyzers.base_image import BaseImageAnalyzer
+from scanner.analyzers.compose import ComposeAnalyzer
 from scanner.analyzers.config_values import ConfigValuesAnalyzer, IndexAnnotationsAnalyzer
 from scanner.analyzers.content_secrets import ContentSecretsAnalyzer
+from scanner.analyzers.fly_toml import FlyTomlAnalyzer
 from scanner.analyzers.history import HistoryAnalyzer
 from scanner.analyzers.interface import FileAnalyzer, ImageAnalyzer
 from scanner.analyzers.permissions import PermissionsAnalyzer
@@ -15,6 +17,8 @@ FILE_ANALYZERS: tuple[type[FileAnalyzer], ...] = (
     ContentSecretsAnalyzer,
     SensitivePathsAnalyzer,
     PermissionsAnalyzer,
+    FlyTomlAnalyzer,
+    ComposeAnalyzer,
 )
 IMAGE_ANALYZERS: tuple[type[ImageAnalyzer], ...] = (
     HistoryAnalyzer,

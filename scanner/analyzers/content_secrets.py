@@ -1,19 +1,23 @@
 """Secrets in file contents, text or binary, inside nested archives, through the engine.
 
 Every regular file is read once as a stream. :class:`scanner.archives.ArchiveWalk`
-opens archives found by magic bytes (zip/jar/war/ear/whl/apk, tar, gzip, zstd) down
-to three levels and within a byte budget; each leaf goes through the signature
+opens archives found by magic bytes (zip/jar/war/ear/whl/apk, tar, 7z, ar/.deb,
+gzip, zstd, xz, lzma, bzip2) down to three levels and within the budgets per file,
+layer and image (``LayerContext.archive_budget``); each leaf goes through the signature
 engine in overlapping windows (any file size, any line length), and its findings
 carry the leaf's ``inner_path`` (``BOOT-INF/classes/application.properties``).
 Leaves inside archives are also matched against the path rules
-(``a.tar.gz!home/x/.ssh/id_rsa``). What an archive kept from being scanned (depth,
-budget, encryption, corruption) becomes an ``info`` finding
-``archive-not-fully-scanned`` with the reason: visible, never silent, and below
-any gate (the outer file itself was scanned).
+(``a.tar.gz!home/x/.ssh/id_rsa``). What a *limit* kept from being scanned (depth,
+a byte or entry budget, the zip central directory size) is a problem of the layer
+(``LayerContext.problems``: the scan is incomplete, exit 3), since a secret may hide
+behind it; what no scanner can open (encryption, corruption) becomes an ``info``
+finding ``archive-not-fully-scanned`` with the reason: visible, never silent, and
+below any gate.
 
 Archives are not opened where every finding would be documentation anyway (the
 test-data and documentation paths of rule 1 below, compressed man pages, locale
-and font data under ``/usr/share``): those files are scanned as they are.
+and font data under ``/usr/share``, the packages apt downloaded into
+``/var/cache/apt/archives``): those files are scanned as they are.
 
 Binary files (a NUL byte in the first 8 KB) up to 32 MB outside distribution and
 package paths get one more pass (:class:`GluedTokens`): a vendor token glued to a
@@ -70,14 +74,7 @@ from dataclasses import replace
 from typing import BinaryIO, cast
 
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
-from scanner.archives import (
-    DEFAULT_LIMITS,
-    ArchiveLimits,
-    ArchiveWalk,
-    Prefixed,
-    read_head,
-    sniff,
-)
+from scanner.archives import ArchiveWalk, Prefixed, Skipped, read_head, sniff
 from scanner.detection import Detection
 from scanner.findings import Category, Finding, Severity
 from scanner.layers import EntryKind, FileInfo
@@ -102,8 +99,13 @@ THIRD_PARTY_NOISE = re.compile(
     r"|(^|/)(site-packages|dist-packages)/[^/]+/(.+/)?"
     r"(test_[^/]*|[^/]*_tests?|conftest|testing_utils|test_utils|testutils)\.py$"
 )
-# Compressed distribution data not worth decompressing (besides THIRD_PARTY_NOISE).
-UNOPENED = re.compile(r"^usr/share/(i18n|locale|zoneinfo|X11|fonts|icons)/")
+# Compressed distribution data not worth decompressing (besides THIRD_PARTY_NOISE), and
+# the package files apt downloaded from the distribution (left when `apt-get clean` was
+# not run: hundreds of MB of xz that would spend the layer's archive budget on files
+# whose every finding is distribution noise anyway).
+UNOPENED = re.compile(
+    r"^usr/share/(i18n|locale|zoneinfo|X11|fonts|icons)/|^var/cache/apt/archives/"
+)
 # Installed third-party packages, package-manager caches and language runtimes.
 THIRD_PARTY_PACKAGE = re.compile(
     r"(^|/)(site-packages|dist-packages|node_modules)/"
@@ -266,11 +268,31 @@ class GluedTokens:
         return out
 
 
+MAX_ARCHIVE_PROBLEMS = 20  # per layer; the rest are counted on the last line
+
+
+def note_problem(layer: LayerContext, path: str, skipped: Skipped) -> None:
+    """A limit stopped the scanning of an archive: a problem of the layer (exit 3)."""
+    where = f"/{path}" + (f"!{skipped.inner_path}" if skipped.inner_path else "")
+    budget = layer.archive_budget
+    budget.problems += 1
+    label = f"layer {layer.index} ({layer.digest[:19]})"
+    if budget.problems <= MAX_ARCHIVE_PROBLEMS:
+        layer.problems.append(f"{label}: {where}: {skipped.reason}")
+        return
+    more = budget.problems - MAX_ARCHIVE_PROBLEMS
+    summary = f"{label}: {more} more part(s) of archives not fully scanned because of limits"
+    if budget.problems == MAX_ARCHIVE_PROBLEMS + 1:
+        layer.problems.append(summary)
+    else:
+        layer.problems[layer.problems.index(budget.summary)] = summary
+    budget.summary = summary
+
+
 class ContentSecretsAnalyzer(FileAnalyzer):
     id = "content-secrets"
-    version = 3  # 3: findings carry their blast radius
+    version = 4  # 3: findings carry their blast radius; 4: archive limits are layer problems
     needs_content = True
-    limits: ArchiveLimits = DEFAULT_LIMITS
 
     def __init__(self, detection: Detection) -> None:
         super().__init__(detection)
@@ -305,7 +327,7 @@ class ContentSecretsAnalyzer(FileAnalyzer):
 
     def _findings(self, path: str, content: BinaryIO, layer: LayerContext) -> Iterator[Finding]:
         detection = self.detection
-        walk = ArchiveWalk(self.limits)
+        walk = ArchiveWalk(layer.archive_budget.limits, layer.archive_budget)
         for inner, stream in walk.leaves(
             content, posixpath.basename(path), lambda: worth_opening(path)
         ):
@@ -316,6 +338,9 @@ class ContentSecretsAnalyzer(FileAnalyzer):
                 finding = detection.finding(match, location)
                 yield lowered(finding, noise_for(path, match.rule))
         for skipped in walk.skipped:
+            if skipped.limit:
+                note_problem(layer, path, skipped)
+                continue
             yield Finding(
                 rule_id=ARCHIVE_RULE_ID,
                 title=ARCHIVE_RULE_TITLE,
@@ -323,9 +348,9 @@ class ContentSecretsAnalyzer(FileAnalyzer):
                 category=Category.SECRET,
                 location=layer.location(path, inner_path=skipped.inner_path),
                 match=skipped.reason,
-                description="Part of an archive inside this file was not scanned for "
-                "secrets (nesting depth, byte budget, encryption or corruption); the "
-                "reason says which. The file itself was read.",
+                description="Part of an archive inside this file cannot be scanned by any "
+                "scanner (encrypted, corrupt or unreadable); the reason says which. The rest "
+                "of the file was read.",
             )
 
     def _matches(self, stream: BinaryIO, path: str) -> Iterable[SecretMatch]:

@@ -22,7 +22,11 @@ NOP = re.compile(r"^/bin/(?:ba)?sh -c #\(nop\)\s+")
 BUILD_ARGS = re.compile(r"^(?:RUN\s+)?\|(\d+)\s+")
 ARG_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 NEXT_ARG = re.compile(r" (?=[A-Za-z_][A-Za-z0-9_]*=)")
-SHELL_START = re.compile(r" (?=(?:/bin/|/usr/bin/|/usr/local/bin/)?(?:ba|da|z|k|a)?sh -c |\[\")")
+# Where the command starts after the build arguments: a shell (``/bin/sh -c``, ``/bin/bash
+# -o pipefail -c`` after a SHELL instruction) or an exec-form JSON array.
+SHELL_START = re.compile(
+    r" (?=(?:/[\w.-]+)*/?(?:ba|da|z|k|a)?sh(?: -{1,2}[\w-]+(?: [\w-]+)?)*? -c |\[\")"
+)
 INSTRUCTION = re.compile(r"^(ARG|ENV|LABEL)\s+(.*)$", re.S)
 ADD_URL = re.compile(r"(?:^|\s)ADD\s+(?:--\S+\s+)*(?P<url>https?://\S+)", re.I)
 PIPE_TO_SHELL = re.compile(
@@ -35,28 +39,53 @@ PIPE_TO_SHELL = re.compile(
 def parse_build_args(created_by: str) -> tuple[list[tuple[str, str]], str]:
     """``|N K=V ... CMD`` -> ([(K, V)...], CMD).
 
-    Builders write the values unquoted, so a value with spaces (``FlyV1 fm2_...``)
-    is ambiguous: a value runs up to the next `` NAME=`` for all but the last
-    argument, and the last one up to the shell that starts the command.
+    Docker (classic and BuildKit) writes N as the number of arguments; buildah and podman
+    write the number of space-separated *words* of ``K=V K=V`` (``|2 TOKEN=FlyV1 fm2_...``
+    for one argument whose value holds a space). The values are unquoted, so both
+    conventions are read the same way: the arguments end where the command starts (the
+    shell, or an exec-form array), a value runs up to the next `` NAME=``, and the last
+    one up to the command. When more ``NAME=`` words are found than N allows, the extra
+    ones belong to the last value. Without a recognisable command start, N words at most
+    are taken.
     """
     m = BUILD_ARGS.match(created_by)
     if not m:
         return [], created_by
-    rest = created_by[m.end() :]
     count = int(m.group(1))
+    rest = created_by[m.end() :]
+    if not ARG_NAME.match(rest):
+        return [], rest
+    start = SHELL_START.search(rest)
+    if start is None:
+        return _args_by_words(rest, count)
+    region, command = rest[: start.start()], rest[start.start() + 1 :]
+    pieces = NEXT_ARG.split(region)
+    if count >= 1 and len(pieces) > count:
+        pieces = [*pieces[: count - 1], " ".join(pieces[count - 1 :])]
+    args = []
+    for piece in pieces:
+        name, _, value = piece.partition("=")
+        args.append((name, value))
+    return args, command
+
+
+def _args_by_words(rest: str, count: int) -> tuple[list[tuple[str, str]], str]:
+    """No command start found: take at most ``count`` words (exact for both conventions
+    when no value holds a space)."""
+    words = rest.split(" ")
     args: list[tuple[str, str]] = []
-    for i in range(count):
-        am = ARG_NAME.match(rest)
-        if not am:
+    used = 0
+    while used < len(words) and used < count:
+        word = words[used]
+        if ARG_NAME.match(word):
+            name, _, value = word.partition("=")
+            args.append((name, value))
+        elif args:
+            args[-1] = (args[-1][0], f"{args[-1][1]} {word}")
+        else:
             break
-        tail = rest[am.end() :]
-        boundary = NEXT_ARG if i < count - 1 else SHELL_START
-        found = boundary.search(tail)
-        end = found.start() if found else tail.find(" ")
-        end = len(tail) if end < 0 else end
-        args.append((am.group(1), tail[:end]))
-        rest = tail[end:].lstrip(" ")
-    return args, rest
+        used += 1
+    return args, " ".join(words[used:])
 
 
 def parse_instruction(created_by: str) -> tuple[str, list[tuple[str, str]]] | None:

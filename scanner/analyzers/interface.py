@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar
 
+from scanner.archives.limits import ArchiveBudget
 from scanner.detection import Detection
 from scanner.findings import Finding, Location, LocationKind
 from scanner.image import Image, PlatformImage
@@ -29,6 +30,10 @@ class LayerContext:
     diff_id: str | None
     created_by: str | None  # redacted build step
     history_index: int | None
+    # what nested archives in this layer may still cost (charged to the image too)
+    archive_budget: ArchiveBudget = field(default_factory=ArchiveBudget, compare=False)
+    # what a limit kept an analyzer from scanning: problems of the layer (exit 3)
+    problems: list[str] = field(default_factory=list, compare=False)
 
     def location(
         self, path: str, *, line: int | None = None, inner_path: str | None = None

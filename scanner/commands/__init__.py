@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.baseline import Baseline
 from scanner.baseline import apply as apply_baseline
 from scanner.baseline import load as load_baseline
@@ -150,6 +151,14 @@ def scan_options(f: F) -> F:
             help="Layer cache directory (env LAYERLEAK_CACHE_DIR). "
             "Default: the user cache directory.",
         ),
+        click.option(
+            "--archive-limit",
+            "archive_limit_values",
+            multiple=True,
+            metavar="NAME=SIZE",
+            help="Change a nested-archive budget, e.g. layer-budget=4G, image-members=5000000 "
+            "(repeatable; names and defaults in the README's Security model).",
+        ),
     )(f)
 
 
@@ -232,6 +241,7 @@ def build_scan_options(
     cache_dir: Path | None = None,
     deadline: float | None = None,
     timeout: float = 30.0,
+    archive_limit_values: Sequence[str] = (),
 ) -> ScanOptions:
     return ScanOptions(
         source=SourceOptions(
@@ -249,7 +259,21 @@ def build_scan_options(
         jobs=jobs,
         use_cache=not no_cache,
         cache_dir=cache_dir,
+        archive_limits=parse_archive_limits(archive_limit_values),
     )
+
+
+def parse_archive_limits(values: Sequence[str]) -> ArchiveLimits:
+    settings: dict[str, str] = {}
+    for value in values:
+        name, sep, size = value.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{value!r} is not NAME=SIZE", param_hint="--archive-limit")
+        settings[name] = size
+    try:
+        return DEFAULT_LIMITS.with_settings(settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--archive-limit") from None
 
 
 SCAN_ARGS = (
@@ -264,6 +288,7 @@ SCAN_ARGS = (
     "cache_dir",
     "deadline",
     "timeout",
+    "archive_limit_values",
 )
 
 
@@ -283,6 +308,7 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
         cache_dir=args.get("cache_dir"),
         deadline=args.get("deadline"),
         timeout=float(args.get("timeout") or 30.0),
+        archive_limit_values=args.get("archive_limit_values", ()),
     )
 
 

@@ -30,6 +30,7 @@ def _image(image: ImageResult, reveal: bool) -> dict[str, Any]:
         "name": image.name,
         "source_kind": image.source_kind,
         "index_digest": image.index_digest,
+        "tags": image.tags,
         "platforms": [p.to_dict() for p in image.platforms],
         "findings": [f.to_dict(reveal=reveal) for f in image.findings],
         "problems": [p.to_dict() for p in image.problems],

@@ -38,6 +38,10 @@ class Source(ABC):
     def load(self) -> Image:
         """Read manifests and configs (not layers); raise SourceError when impossible."""
 
+    def load_all(self) -> list[Image]:
+        """Every image the source holds (a ``docker save A B`` archive holds several)."""
+        return [self.load()]
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files or connections."""
 

@@ -1,6 +1,6 @@
 """Pick a source from what the user typed.
 
-``oci:PATH[:TAG]``, ``docker-archive:PATH[:TAG]``, ``docker:IMAGE`` /
+``oci:PATH[:TAG]``, ``docker-archive:PATH[:REFERENCE|:@N]``, ``docker:IMAGE`` /
 ``docker-daemon:IMAGE``, ``registry:REF``; a bare existing path is recognised by
 its content; anything else is an image reference in a registry.
 """
@@ -20,12 +20,15 @@ PathSource = Callable[[str, SourceOptions, Path, "str | None"], Source]
 
 
 def split_path_tag(text: str) -> tuple[Path, str | None]:
-    """``PATH[:TAG]``: the tag only when the path without it exists and the full text does not."""
+    """``PATH[:TAG]``: the whole text when it exists, else the longest existing path before
+    a ``:`` and what follows it (a reference such as ``registry.fly.io/app:deployment-01J``
+    holds ``/`` and ``:`` itself)."""
     if Path(text).exists() or ":" not in text:
         return Path(text), None
-    path, _, tag = text.rpartition(":")
-    if path and Path(path).exists() and "/" not in tag:
-        return Path(path), tag
+    cut = len(text)
+    while (cut := text.rfind(":", 0, cut)) > 0:
+        if Path(text[:cut]).exists():
+            return Path(text[:cut]), text[cut + 1 :] or None
     return Path(text), None
 
 

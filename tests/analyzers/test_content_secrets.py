@@ -11,6 +11,7 @@ import pytest
 from fixtures import fakesecrets as fs
 from scanner.analyzers.content_secrets import (
     ARCHIVE_RULE_ID,
+    MAX_ARCHIVE_PROBLEMS,
     NOISE_DISTRO,
     NOISE_THIRD_PARTY,
     NOISE_THIRD_PARTY_TESTS,
@@ -20,7 +21,7 @@ from scanner.analyzers.content_secrets import (
 )
 from scanner.analyzers.interface import LayerContext
 from scanner.analyzers.sensitive_paths import SensitivePathsAnalyzer
-from scanner.archives import ArchiveLimits
+from scanner.archives import ArchiveBudget, ArchiveLimits
 from scanner.detection import Detection
 from scanner.findings import Finding, Severity
 from scanner.layers import EntryKind, FileInfo
@@ -158,14 +159,46 @@ def test_secret_inside_nested_archive_has_inner_path() -> None:
     assert env and env[0].location.inner_path == "lib/inner.jar!conf/app.env"
 
 
-def test_unscanned_part_of_an_archive_is_an_info_finding() -> None:
-    analyzer = ContentSecretsAnalyzer(DETECTION)
-    analyzer.limits = ArchiveLimits(member_cap=1 << 16)
+def layer_with(**limits: int) -> LayerContext:
+    budget = ArchiveBudget(ArchiveLimits(**limits))
+    return LayerContext(1, "sha256:" + "a" * 64, None, None, None, budget)
+
+
+def analyze_in(path: str, data: bytes, layer: LayerContext) -> list[Finding]:
+    info = FileInfo(path, EntryKind.FILE, 0o644, len(data), 0, 0)
+    return list(ContentSecretsAnalyzer(DETECTION).analyze(info, io.BytesIO(data), layer))
+
+
+def test_a_limit_that_stops_scanning_is_a_layer_problem_not_an_info_finding() -> None:
+    layer = layer_with(member_cap=1 << 16)
     data = gzip.compress(b"x" * (1 << 18) + f"\nTOKEN={GHP}\n".encode())
-    found = analyze("srv/log.gz", data, analyzer)
-    (info,) = found
+    assert analyze_in("srv/log.gz", data, layer) == []
+    (problem,) = layer.problems
+    assert problem.startswith("layer 1 (sha256:aaaaaaaaaaaa): /srv/log.gz!log: ")
+    assert "per-member cap of 64 KB" in problem
+
+
+def test_what_no_scanner_can_open_stays_an_info_finding() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("secret.txt", "x")
+    data = bytearray(buf.getvalue())
+    data[6] |= 1
+    data[data.find(b"PK\x01\x02") + 8] |= 1  # encrypted, in both headers
+    layer = layer_with()
+    (info,) = analyze_in("app/x.zip", bytes(data), layer)
     assert info.rule_id == ARCHIVE_RULE_ID and info.severity is Severity.INFO
-    assert info.location.inner_path == "log" and "per-member cap" in info.match
+    assert info.location.inner_path == "secret.txt" and "encrypted" in info.match
+    assert layer.problems == []
+
+
+def test_archive_problems_per_layer_are_capped_and_counted() -> None:
+    layer = layer_with(member_cap=1 << 10)
+    bomb = gzip.compress(bytes(1 << 12))
+    for i in range(MAX_ARCHIVE_PROBLEMS + 5):
+        analyze_in(f"srv/b{i}.gz", bomb, layer)
+    assert len(layer.problems) == MAX_ARCHIVE_PROBLEMS + 1
+    assert "5 more part(s) of archives not fully scanned" in layer.problems[-1]
 
 
 def test_hardlink_is_reported_at_its_path_pointing_at_its_target() -> None:
@@ -182,3 +215,13 @@ def test_compressed_docs_are_not_opened_app_archives_are() -> None:
     assert analyze("usr/share/man/man1/tool.1.gz", data) == []
     (f,) = analyze("app/logs/old.log.gz", data)
     assert f.location.inner_path == "old.log" and f.severity is Severity.CRITICAL
+
+
+def test_debs_apt_downloaded_are_not_opened_a_deb_elsewhere_is() -> None:
+    from tests.archives.helpers import COMPRESS, deb_bytes, tar_bytes
+
+    deb = deb_bytes(COMPRESS["xz"](tar_bytes({"./opt/app/.env": f"TOKEN={GHP}\n".encode()})))
+    assert analyze("var/cache/apt/archives/app_1.0_all.deb", deb) == []
+    found = analyze("opt/pkgs/app_1.0_all.deb", deb)
+    secret = [f for f in found if f.rule_id == "github-personal-access-token"]
+    assert [f.location.inner_path for f in secret] == ["data.tar.xz!opt/app/.env"]

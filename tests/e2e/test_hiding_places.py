@@ -59,6 +59,32 @@ def test_inner_paths_display_with_bang(result: ImageResult) -> None:
     assert "/opt/app/app.jar!BOOT-INF/classes/application.properties" in shown
     assert "/app/dist/bundle.zip!inner/config.zip!secrets.env" in shown
     assert "/srv/backup.tar!site.tar.gz!home/deploy/.aws/credentials" in shown
+    assert "/opt/pkgs/app_1.0_all.deb!data.tar.xz!opt/app/bundle.zip!.env" in shown
+    assert "/srv/backup.7z!deploy/fly.env" in shown
+    assert "/srv/dump.sql.xz!dump.sql" in shown and "/srv/log/old.log.bz2!old.log" in shown
+
+
+def test_structured_config_findings_name_the_key(result: ImageResult) -> None:
+    titles = {
+        f.location.display_path(): f.title
+        for f in result.findings
+        if f.rule_id in ("flytoml-env-secret", "compose-env-secret")
+    }
+    assert titles == {
+        "/app/fly.toml": "fly.toml [env] DATABASE_PASSWORD holds a secret in clear",
+        "/srv/docker-compose.yml": "Compose service db: environment POSTGRES_PASSWORD "
+        "holds a secret in clear",
+        "/srv/compose.override.yaml": "Compose service app: environment SESSION_SECRET "
+        "holds a secret in clear",
+    }
+
+
+def test_data_hidden_after_an_archive_is_found_in_the_file_itself(result: ImageResult) -> None:
+    tails = {"zip-appended", "gzip-appended", "tar-after-end"}
+    for hidden in (h for h in HIDDEN if h.place in tails):
+        (finding,) = found(result, hidden)
+        assert finding.location.inner_path is None
+        assert finding.location.display_path() == "/" + hidden.path
 
 
 def test_secret_across_the_window_boundary_has_its_line(result: ImageResult) -> None:
