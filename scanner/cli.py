@@ -16,14 +16,14 @@ import click
 
 from scanner import __version__
 from scanner.commands import (
-    emit,
-    fail,
+    deliver,
+    exit_on_error,
     finish_and_warn,
     gate_options,
     make_gate,
+    make_scanner,
     options_from_cli,
     output_options,
-    pick_format,
     scan_options,
     triage_and_options,
     triage_options,
@@ -34,13 +34,11 @@ from scanner.commands.diff import diff_command
 from scanner.commands.fly import fly_command
 from scanner.commands.rules import rules_command
 from scanner.commands.timeline import timeline_command
-from scanner.errors import LayerleakError
 from scanner.gate import EXIT_USAGE, scan_exit_code
+from scanner.outcome import ScanOutcome, scan_summary_line
 from scanner.progress import ProgressBar
-from scanner.report.formats import FORMATTERS
-from scanner.report.interface import summary
+from scanner.report.registry import formats
 from scanner.results import Report
-from scanner.scan import Scanner
 
 
 def exit_code(report: Report) -> int:
@@ -49,18 +47,28 @@ def exit_code(report: Report) -> int:
 
 
 def one_line_summary(report: Report) -> str:
-    s = summary(report)
-    counts = " ".join(f"{sev}={n}" for sev, n in s["findings"].items())
-    state = "complete" if s["complete"] else "INCOMPLETE"
-    return (
-        f"layerleak: {s['images']} image(s), {s['platforms']} platform(s), {s['layers']} "
-        f"layer(s); findings {counts}; suppressed={s['suppressed']}; "
-        f"errors={s['problems']} ({state})"
-    )
+    return scan_summary_line(report)
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from scanner.secrets.prefilter import active_backend
+
+    click.echo(f"layerleak, version {__version__}")
+    click.echo(f"keyword prefilter: {active_backend()}")
+    ctx.exit()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="layerleak")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and the active keyword prefilter, and exit.",
+)
 def main() -> None:
     """layerleak: forensic scanner for container images, per layer."""
 
@@ -82,9 +90,8 @@ def main() -> None:
 @scan_options
 @triage_options
 @gate_options
-@output_options(sorted(FORMATTERS))
-@click.pass_context
-def scan(ctx: click.Context, **args: object) -> None:
+@output_options(sorted(formats("scan")))
+def scan(**args: object) -> None:
     """Scan images: oci:PATH[:TAG], docker-archive:PATH[:REFERENCE|:@N], docker:IMAGE,
     a registry reference (host/repo:tag, host/repo@sha256:..., nginx), or a bare path."""
     sources = list(args["sources"])  # type: ignore[call-overload]
@@ -92,10 +99,8 @@ def scan(ctx: click.Context, **args: object) -> None:
     if from_file is not None:
         if from_file == "-" and args["password_stdin"]:
             raise click.UsageError("--from-file - and --password-stdin both read standard input")
-        try:
+        with exit_on_error(EXIT_USAGE):
             sources += read_refs(str(from_file))
-        except LayerleakError as exc:
-            fail(str(exc), EXIT_USAGE)
     if not sources:
         raise click.UsageError("give at least one SOURCE (or --from-file)")
     gate = make_gate(str(args["fail_on"]), args["fail_on_category"], bool(args["exit_zero"]))  # type: ignore[arg-type]
@@ -104,22 +109,12 @@ def scan(ctx: click.Context, **args: object) -> None:
     triage, options, reveal = triage_and_options(args, options)
     quiet = bool(args["quiet"])
     progress = ProgressBar() if not quiet and sys.stderr.isatty() else None
-    try:
-        scanner = Scanner(options, progress=progress)
-    except LayerleakError as exc:
-        fail(str(exc), EXIT_USAGE)
+    scanner = make_scanner(options, progress=progress)
     report = scanner.scan_all(sources)
     if progress is not None:
         progress.clear()
     finish_and_warn(report, triage, reveal)
-    output = args["output"]
-    name, color = pick_format(args["fmt"], output)  # type: ignore[arg-type]
-    emit(FORMATTERS[name](color=color).render(report), output)  # type: ignore[arg-type]
-    for problem in report.problems:
-        click.echo(f"layerleak: error: {problem.message}", err=True)
-    if not quiet:
-        click.echo(one_line_summary(report), err=True)
-    ctx.exit(gate.scan_exit_code(report))
+    deliver(ScanOutcome(report), gate, args["fmt"], args["output"], quiet)  # type: ignore[arg-type]
 
 
 main.add_command(diff_command)

@@ -3,8 +3,10 @@
 Nothing is extracted and no layer is held whole in memory: the blob is read once,
 hashed as it goes (against the manifest digest), decompressed by magic bytes
 (gzip, zstd or none), hashed again (against the config's diff_id) and walked with
-``tarfile`` in stream mode. Each member is handed to the caller with its content
-stream, which must be consumed (or ignored) before the next member.
+:mod:`scanner.tarheaders` (bounded tar header parsing with ``tarfile``'s semantics,
+without its per-member overhead or its unbounded PAX reads). Each member is handed
+to the caller with its content stream, which must be consumed (or ignored) before
+the next member.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import IO, BinaryIO, cast
+from typing import BinaryIO, cast
 
 import zstandard
 from isal import igzip  # inflates about twice as fast as zlib
@@ -26,10 +28,11 @@ from isal.igzip_lib import IsalError
 from scanner.digests import hasher
 from scanner.dpkg import Conffile
 from scanner.errors import DigestMismatch, LayerError
+from scanner.tarheaders import TarHeaderError, TarHeaderReader, TarMember
 
 # Everything a corrupt or truncated layer can raise while being read.
 DECODE_ERRORS: tuple[type[BaseException], ...] = (
-    tarfile.TarError,
+    tarfile.TarError,  # nested archives (scanner.archives) still use tarfile
     OSError,
     EOFError,
     zlib.error,
@@ -42,6 +45,8 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 READ_SIZE = 1 << 20
+MAX_SPARSE_HOLES = 256 << 20  # zeros a sparse file's map may leave before holes are cut short
+SPARSE_HOLE_KEPT = 4096  # zero bytes kept of each hole beyond that
 
 
 class EntryKind(StrEnum):
@@ -213,6 +218,19 @@ def decompressed(stream: io.RawIOBase) -> tuple[str, BinaryIO]:
 
 def normalize_member_name(name: str) -> tuple[str, str | None]:
     """A member name as a path relative to the root, and what was wrong with it, if anything."""
+    if (
+        name
+        and "//" not in name
+        and "/." not in name
+        and "\\" not in name
+        and name[0] not in "./"
+        and name[-1] != "/"
+    ):
+        return name, None  # no empty, "." or ".." part, not absolute: already normal
+    return _normalize(name)
+
+
+def _normalize(name: str) -> tuple[str, str | None]:
     problem = None
     if name.startswith("/"):
         problem = "absolute name"
@@ -248,6 +266,7 @@ class LayerReader:
         self.problems: list[str] = []
         self.entries = 0
         self._forward: ForwardReader | None = None
+        self._headers: TarHeaderReader | None = None
 
     @property
     def compressed_bytes(self) -> int:
@@ -258,49 +277,51 @@ class LayerReader:
         return self._tar_stream.bytes_read
 
     def __iter__(self) -> Iterator[tuple[FileInfo, BinaryIO | None]]:
-        try:
-            # "r:" over a forward-only stream rather than tarfile's own stream mode
-            # ("r|"), whose buffer handling copies on every read and runs at a third
-            # of the speed; members are only ever read in order, so seeks go forward.
-            # Held on self: collecting the buffered reader would close the hashing stream.
-            self._forward = ForwardReader(self._tar_stream)
-            tar = tarfile.open(  # noqa: SIM115 - closed below
-                fileobj=self._forward,
-                mode="r:",
-            )
-        except DECODE_ERRORS as exc:
-            raise LayerError(f"{self.what}: not a readable tar stream ({_why(exc)})") from None
-        try:
-            member: tarfile.TarInfo | None
-            while True:
-                try:
-                    member = tar.next()
-                except DECODE_ERRORS as exc:
-                    raise LayerError(
-                        f"{self.what}: corrupt or truncated after {self.entries} entries "
-                        f"({_why(exc)})"
-                    ) from None
-                if member is None:
-                    break
-                tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every member
-                self.entries += 1
-                info = self._describe(member)
-                if info is None:
-                    continue
-                content = None
-                if info.kind is EntryKind.FILE:
-                    if member.issparse() or self._forward is None:
-                        reader: io.RawIOBase = _GuardedReader(
-                            tar.extractfile(member), self.what, info.path
+        # Held on self: collecting the buffered reader would close the hashing stream.
+        forward = self._forward = ForwardReader(self._tar_stream)
+        headers = self._headers = TarHeaderReader(forward)
+        while True:
+            try:
+                member = headers.next()
+            except TarHeaderError as exc:
+                if exc.at_start:
+                    raise LayerError(f"{self.what}: not a readable tar stream ({exc})") from None
+                raise LayerError(
+                    f"{self.what}: corrupt or truncated after {self.entries} entries ({exc})"
+                ) from None
+            except DECODE_ERRORS as exc:
+                raise LayerError(
+                    f"{self.what}: corrupt or truncated after {self.entries} entries ({_why(exc)})"
+                ) from None
+            finally:
+                if headers.problems:
+                    self.problems += [f"{self.what}: {p}" for p in headers.problems]
+                    headers.problems.clear()
+            if member is None:
+                return
+            self.entries += 1
+            info = self._describe(member)
+            if info is None:
+                continue
+            content = None
+            if info.kind is EntryKind.FILE:
+                reader: io.RawIOBase
+                if member.sparse is not None:
+                    max_hole = None
+                    if SparseReader.holes(member) > MAX_SPARSE_HOLES:
+                        max_hole = SPARSE_HOLE_KEPT
+                        self.problems.append(
+                            f"{self.what}: /{info.path}: sparse file whose holes add up to "
+                            f"{SparseReader.holes(member)} bytes (bound {MAX_SPARSE_HOLES}): "
+                            f"scanned with each hole cut to {SPARSE_HOLE_KEPT} zero bytes"
                         )
-                    else:
-                        reader = MemberReader(
-                            self._forward, member.offset_data, member.size, self.what, info.path
-                        )
-                    content = cast(BinaryIO, reader)
-                yield info, content
-        finally:
-            tar.close()
+                    reader = SparseReader(forward, member, self.what, info.path, max_hole)
+                else:
+                    reader = MemberReader(
+                        forward, member.offset_data, member.size, self.what, info.path
+                    )
+                content = cast(BinaryIO, reader)
+            yield info, content
 
     def finish(self) -> None:
         """Read to the end and check both digests (raises DigestMismatch/LayerError).
@@ -312,8 +333,14 @@ class LayerReader:
         """
         try:
             hidden = 0
-            if self._forward is not None:
+            if self._forward is not None and self._headers is not None:
+                # From the block that ended the walk (zeros at a proper end; a header
+                # that is not one is itself not walked).
                 start = self._forward.tell()
+                end_block = self._headers.end_block
+                if self._headers.end_offset is not None:
+                    start = self._headers.end_offset
+                    hidden = len(end_block) - end_block.count(0)
                 while chunk := self._forward.read(READ_SIZE):
                     if chunk.count(0) != len(chunk):
                         hidden += len(chunk) - chunk.count(0)
@@ -344,7 +371,7 @@ class LayerReader:
         self._tar_stream.close()
         self._blob.close()
 
-    def _describe(self, member: tarfile.TarInfo) -> FileInfo | None:
+    def _describe(self, member: TarMember) -> FileInfo | None:
         path, problem = normalize_member_name(member.name)
         if problem:
             self.problems.append(
@@ -493,26 +520,82 @@ class MemberReader(io.RawIOBase):
         return len(data)
 
 
-class _GuardedReader(io.RawIOBase):
-    """tarfile's own member stream (sparse files), with errors as LayerErrors."""
+class SparseReader(io.RawIOBase):
+    """A GNU sparse file's content: its stored data runs, with the holes as zeros.
 
-    def __init__(self, inner: IO[bytes] | None, what: str, path: str) -> None:
-        self._inner = inner
+    The runs must come in order without overlapping (what GNU tar writes); anything
+    else is a LayerError, since the stream cannot be read backwards. ``max_hole``
+    shortens every hole to at most that many zero bytes (for a file whose holes
+    add up to more than :data:`MAX_SPARSE_HOLES`: zeros hold no secret, and a
+    hostile header can claim terabytes of them).
+    """
+
+    def __init__(
+        self,
+        forward: ForwardReader,
+        member: TarMember,
+        what: str,
+        path: str,
+        max_hole: int | None = None,
+    ) -> None:
+        self._forward = forward
         self._what = what
         self._path = path
+        # (stored at or -1 for a hole, length), in content order
+        segments: list[tuple[int, int]] = []
+        stored, pos = member.offset_data, 0
+        for start, length in member.sparse or []:
+            if length == 0:
+                continue  # unused slots of an old GNU header
+            if start < pos or length < 0:
+                raise LayerError(f"{what}: /{path}: sparse map out of order")
+            if start >= member.size:
+                break
+            if start > pos:
+                segments.append((-1, start - pos))
+            length = min(length, member.size - start)
+            segments.append((stored, length))
+            stored += length
+            pos = start + length
+        if pos < member.size:
+            segments.append((-1, member.size - pos))
+        if max_hole is not None:
+            segments = [(at, n if at >= 0 else min(n, max_hole)) for at, n in segments]
+        self._segments = segments
+        self._segment = 0
+        self._offset = 0  # into the current segment
+
+    @staticmethod
+    def holes(member: TarMember) -> int:
+        """How many bytes of zeros the map leaves (the content size minus the stored runs)."""
+        return member.size - sum(max(0, n) for _, n in member.sparse or [])
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        if self._inner is None:
-            return b""
-        try:
-            return self._inner.read(-1 if size is None else size)
-        except DECODE_ERRORS as exc:
-            raise LayerError(
-                f"{self._what}: corrupt or truncated inside /{self._path} ({_why(exc)})"
-            ) from None
+        want = -1 if size is None or size < 0 else size
+        out: list[bytes] = []
+        while want != 0 and self._segment < len(self._segments):
+            at, length = self._segments[self._segment]
+            take = length - self._offset if want < 0 else min(want, length - self._offset)
+            if at < 0:
+                out.append(bytes(take))
+            else:
+                member = MemberReader(
+                    self._forward, at + self._offset, take, self._what, self._path
+                )
+                out.append(member.read(take))
+            self._offset += take
+            if want > 0:
+                want -= take
+            if self._offset == length:
+                self._segment += 1
+                self._offset = 0
+        return b"".join(out)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))

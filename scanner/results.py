@@ -96,6 +96,7 @@ class ImageResult:
     platforms: list[PlatformResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     problems: list[ScanProblem] = field(default_factory=list)
+    rules_digest: str | None = None  # of the signature set it was scanned with
 
 
 @dataclass

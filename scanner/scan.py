@@ -168,6 +168,12 @@ class Scanner:
         return self._scan(source_text, every=True)
 
     def _scan(self, source_text: str, every: bool) -> list[ImageResult]:
+        results = self._scan_results(source_text, every)
+        for result in results:
+            result.rules_digest = self.detection.signatures.digest
+        return results
+
+    def _scan_results(self, source_text: str, every: bool) -> list[ImageResult]:
         if self.deadline.expired():
             return [
                 _failed(

@@ -19,16 +19,16 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin
 
 import requests
 
 from scanner.errors import LayerleakError, RegistryError, UsageError
-from scanner.findings import Finding, Severity
+from scanner.findings import Finding
 from scanner.gate import Gate
 from scanner.image import Image
-from scanner.report.interface import tool_info
+from scanner.outcome import Outcome
 from scanner.results import ImageResult, ScanProblem
 
 TIMELINE_SCHEMA_VERSION = 1
@@ -93,18 +93,28 @@ class Exposure:
 
 
 @dataclass
-class Timeline:
+class Timeline(Outcome):
     repository: str
     patterns: tuple[str, ...]
     releases: list[ReleaseScan]
     exposures: list[Exposure] = field(default_factory=list)
-    problems: list[ScanProblem] = field(default_factory=list)  # listing and resolving
+    list_problems: list[ScanProblem] = field(default_factory=list)  # listing and resolving
     skipped: list[str] = field(default_factory=list)  # tags not matching --match
     reveal: bool = False
+    kind: ClassVar[str] = "timeline"
+
+    @property
+    def images(self) -> list[ImageResult]:
+        return [r.result for r in self.releases]
+
+    @property
+    def problems(self) -> list[ScanProblem]:
+        """Listing and resolving problems first, then each release's."""
+        return self.all_problems()
 
     @property
     def complete(self) -> bool:
-        return not self.problems and all(r.complete for r in self.releases)
+        return not self.list_problems and all(r.complete for r in self.releases)
 
     @property
     def newest(self) -> ReleaseScan | None:
@@ -133,7 +143,17 @@ class Timeline:
         return gate.timeline_exit_code(self.newest_findings, self.complete)
 
     def all_problems(self) -> list[ScanProblem]:
-        return [*self.problems, *(p for r in self.releases for p in r.result.problems)]
+        return [*self.list_problems, *(p for r in self.releases for p in r.result.problems)]
+
+    def summary_line(self, gate: Gate) -> str:
+        still = [e for e in self.exposures if self.in_newest(e)]
+        state = "complete" if self.complete else "INCOMPLETE"
+        return (
+            f"layerleak timeline {self.repository}: {len(self.releases)} release(s); "
+            f"{len(self.exposures)} finding fingerprint(s), {len(still)} still in the newest; "
+            f"gating {len(gate.failing(self.newest_findings))} ({gate.describe()}); "
+            f"errors={len(self.all_problems())} ({state})"
+        )
 
 
 # --- time -------------------------------------------------------------------------------
@@ -402,7 +422,7 @@ def build_timeline(
         patterns=tuple(patterns),
         releases=scans,
         exposures=exposures(scans),
-        problems=problems,
+        list_problems=problems,
         skipped=skipped,
         reveal=reveal,
     )
@@ -419,186 +439,3 @@ def repository_name(text: str) -> str:
             "use --match to pick tags"
         )
     return ref.name
-
-
-# --- rendering ----------------------------------------------------------------------------
-
-
-def _counts(findings: Iterable[Finding]) -> dict[str, int]:
-    counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
-    for f in findings:
-        counts[f.severity.label] += 1
-    return counts
-
-
-def _where(f: Finding) -> str:
-    loc = f.location
-    text = loc.display_path() or loc.field or loc.kind.value
-    if loc.line:
-        text += f":{loc.line}"
-    return text
-
-
-def exposure_dict(timeline: Timeline, e: Exposure) -> dict[str, Any]:
-    first = timeline.releases[e.first].release
-    last = timeline.releases[e.last].release
-    removed = timeline.removed_in(e)
-    return {
-        "fingerprint": e.fingerprint,
-        "rule_id": e.finding.rule_id,
-        "title": e.finding.title,
-        "severity": e.finding.severity.label,
-        "category": e.finding.category.value,
-        "where": _where(e.finding),
-        "match": e.finding.match,
-        "first_release": first.tag,
-        "first_created": first.created,
-        "last_release": last.tag,
-        "last_created": last.created,
-        "in_newest": timeline.in_newest(e),
-        "removed_in": removed.release.tag if removed else None,
-        "removed_created": removed.release.created if removed else None,
-        "releases": [timeline.releases[i].release.tag for i in e.releases],
-        "continuous": e.continuous,
-        "uncertain": timeline.uncertain(e),
-        "finding": e.finding.to_dict(reveal=timeline.reveal),
-    }
-
-
-def render_json(timeline: Timeline, gate: Gate) -> str:
-    doc = {
-        "schema_version": TIMELINE_SCHEMA_VERSION,
-        "tool": tool_info(),
-        "repository": timeline.repository,
-        "match": list(timeline.patterns),
-        "fail_on": gate.fail_on.label,
-        "complete": timeline.complete,
-        "newest": timeline.newest.release.tag if timeline.newest else None,
-        "releases": [
-            {
-                **r.release.to_dict(),
-                "findings": _counts(r.result.findings),
-                "complete": r.complete,
-                "problems": [p.to_dict() for p in r.result.problems],
-            }
-            for r in timeline.releases
-        ],
-        "exposures": [exposure_dict(timeline, e) for e in timeline.exposures],
-        "problems": [p.to_dict() for p in timeline.problems],
-        "skipped_tags": timeline.skipped,
-    }
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def render_table(timeline: Timeline, gate: Gate, color: bool = False) -> str:
-    import click
-
-    def style(text: str, **kw: Any) -> str:
-        return click.style(text, **kw) if color else text
-
-    match = f" matching {', '.join(timeline.patterns)}" if timeline.patterns else ""
-    lines = [
-        style(f"Timeline of {timeline.repository}", bold=True)
-        + f": {len(timeline.releases)} release(s){match}, oldest first"
-    ]
-    for n, r in enumerate(timeline.releases, 1):
-        counts = ", ".join(f"{v} {k}" for k, v in _counts(r.result.findings).items() if v)
-        alias = f" (= {', '.join(r.release.aliases)})" if r.release.aliases else ""
-        state = "" if r.complete else style("  [incomplete]", fg="red")
-        lines.append(
-            f"  {n:>3}  {r.release.tag}{alias}  {r.release.created or '(no creation time)'}  "
-            f"{counts or 'no findings'}{state}"
-        )
-    lines.append("")
-    lines.append(style(f"Exposures ({len(timeline.exposures)})", bold=True))
-    for e in timeline.exposures:
-        d = exposure_dict(timeline, e)
-        evidence = e.finding.secret if (timeline.reveal and e.finding.secret) else e.finding.match
-        now = (
-            style("STILL IN NEWEST", fg="red", bold=True)
-            if d["in_newest"]
-            else f"removed in {d['removed_in']}"
-        )
-        gaps = "" if e.continuous else f" (in {len(e.releases)} releases, with gaps)"
-        unsure = " (uncertain: a neighbouring scan is incomplete)" if d["uncertain"] else ""
-        lines.append(
-            f"  {e.finding.severity.label.upper():<8} {e.finding.rule_id:<28} {d['where']}  "
-            f"{evidence}"
-        )
-        lines.append(
-            f"           first {d['first_release']} ({d['first_created'] or '?'}), "
-            f"last {d['last_release']} ({d['last_created'] or '?'}); {now}{gaps}{unsure}"
-        )
-    for p in timeline.all_problems():
-        lines.append(style("  ERROR ", fg="red", bold=True) + f"{p.image}: {p.message}")
-    return "\n".join(lines) + "\n"
-
-
-def render_markdown(timeline: Timeline, gate: Gate) -> str:
-    from scanner.report.markdown import code, escape, severity_cell
-
-    out = [
-        f"## layerleak timeline {escape(timeline.repository)}",
-        "",
-        f"{len(timeline.releases)} release(s)"
-        + (
-            f" matching {', '.join(code(p, table=False) for p in timeline.patterns)}"
-            if timeline.patterns
-            else ""
-        )
-        + (", scan **incomplete**" if not timeline.complete else ""),
-        "",
-        "| # | Release | Created | Findings |",
-        "| ---: | --- | --- | --- |",
-    ]
-    for n, r in enumerate(timeline.releases, 1):
-        counts = ", ".join(f"{v} {k}" for k, v in _counts(r.result.findings).items() if v)
-        out.append(
-            f"| {n} | {code(r.release.tag)} | {escape(r.release.created or '?')} | "
-            f"{counts or 'none'}{'' if r.complete else ' (incomplete)'} |"
-        )
-    out += [
-        "",
-        "### Exposures",
-        "",
-        "| Severity | Rule | Location | First release | Last release | In newest |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for e in timeline.exposures:
-        d = exposure_dict(timeline, e)
-        newest = "**yes**" if d["in_newest"] else f"no (removed in {code(d['removed_in'])})"
-        out.append(
-            f"| {severity_cell(e.finding.severity)} | {code(e.finding.rule_id)} | "
-            f"{code(d['where'], 100)} | {code(d['first_release'])} "
-            f"{escape(d['first_created'] or '')} | {code(d['last_release'])} "
-            f"{escape(d['last_created'] or '')} | {newest} |"
-        )
-    problems = timeline.all_problems()
-    if problems:
-        out += ["", "### ⚠️ Errors", ""]
-        out += [f"- {escape(p.image)}: {escape(p.message)}" for p in problems]
-    return "\n".join(out) + "\n"
-
-
-TIMELINE_FORMATS = ("table", "json", "markdown")
-
-
-def render(timeline: Timeline, fmt: str, gate: Gate, color: bool = False) -> str:
-    if fmt == "table":
-        return render_table(timeline, gate, color)
-    if fmt == "json":
-        return render_json(timeline, gate)
-    if fmt == "markdown":
-        return render_markdown(timeline, gate)
-    raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(TIMELINE_FORMATS)})")
-
-
-def summary_line(timeline: Timeline, gate: Gate) -> str:
-    still = [e for e in timeline.exposures if timeline.in_newest(e)]
-    state = "complete" if timeline.complete else "INCOMPLETE"
-    return (
-        f"layerleak timeline {timeline.repository}: {len(timeline.releases)} release(s); "
-        f"{len(timeline.exposures)} finding fingerprint(s), {len(still)} still in the newest; "
-        f"gating {len(gate.failing(timeline.newest_findings))} ({gate.describe()}); "
-        f"errors={len(timeline.all_problems())} ({state})"
-    )

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Install the system packages the integration tests use: Debian's docker.io (dockerd 20.10)
+# Install the system packages the integration tests use: Debian's docker.io (dockerd 20.10),
 # docker-registry (CNCF distribution 2.8), buildah (1.28) and debootstrap (the real-builder
-# tests build their base image from a minbase root). Idempotent. Never starts a service, and
-# never fails the caller: when it cannot install (not root, no apt, apt error) it says why
-# and exits 0, and the test suite then skips what needs the missing binaries.
+# tests build their base image from a minbase root), and chromium (the HTML report's browser
+# tests). Idempotent. Never starts a service, and never fails the caller: when it cannot
+# install (not root, no apt, apt error) it says why and exits 0, and the test suite then skips
+# what needs the missing binaries.
 set -u
 
-PACKAGES=(docker.io docker-registry buildah debootstrap)
+PACKAGES=(docker.io docker-registry buildah debootstrap chromium)
 log() { echo "system-deps: $*" >&2; }
 
 missing=()

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scanner.diff import diff_reports, render
+from scanner.diff import diff_reports
 from scanner.findings import Severity
 from scanner.gate import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INCOMPLETE, Gate
+from scanner.report.registry import render
 from scanner.results import ScanProblem
 from tests.report import (
     RAW_SECRET,

@@ -16,6 +16,7 @@ from scanner.errors import SourceError
 from scanner.findings import Severity
 from scanner.gate import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INCOMPLETE, Gate
 from scanner.image import Image, Platform, PlatformImage
+from scanner.report.registry import render
 from scanner.results import ImageResult, ScanProblem
 from scanner.timeline import (
     Release,
@@ -25,7 +26,6 @@ from scanner.timeline import (
     next_link,
     order_releases,
     parse_time,
-    render,
 )
 from tests.report import RAW_SECRET, config_finding, file_finding, image_result
 

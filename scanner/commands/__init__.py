@@ -1,38 +1,37 @@
 """Click commands beyond ``scan``: ``diff``, ``fly``, ``timeline`` (one module each).
 
 ``scanner.cli`` registers them (``main.add_command(...)``). This module holds the
-options they share, so every command spells them the same way, and the small helpers
-that turn option values into :class:`ScanOptions` and a :class:`Gate`. Nothing here
-imports :mod:`scanner.cli` (it imports these modules).
+options they share, declared once so every command spells them the same way; the
+small helpers that turn option values into :class:`ScanOptions`, a :class:`Gate`
+and a :class:`Triage`; the one place errors become messages and exit codes
+(:func:`fail`, :func:`exit_on_error`); and :func:`deliver`, which renders any
+:class:`Outcome` through :mod:`scanner.report.registry` and exits with its code.
+Nothing here imports :mod:`scanner.cli` (it imports these modules).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
 from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
-from scanner.baseline import Baseline
-from scanner.baseline import apply as apply_baseline
-from scanner.baseline import load as load_baseline
 from scanner.deadline import DEFAULT_DEADLINE, Deadline, parse_duration
-from scanner.errors import LayerleakError
+from scanner.errors import LayerleakError, UsageError
 from scanner.findings import Category, Severity
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE, Gate
-from scanner.ignore import IgnoreList
-from scanner.ignore import apply as apply_ignores
-from scanner.ignore import default_files as default_ignore_files
-from scanner.ignore import load as load_ignores
 from scanner.image import Platform
+from scanner.outcome import Outcome
+from scanner.report.registry import render
 from scanner.results import Report
 from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
-from scanner.verify import verify_report
+from scanner.triage import Triage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -312,17 +311,55 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
     )
 
 
-def make_scanner(options: ScanOptions) -> Scanner:
+def make_scanner(options: ScanOptions, **kwargs: Any) -> Scanner:
     """A Scanner, or exit 2 with the reason (bad rule file, unreadable Dockerfile)."""
-    try:
-        return Scanner(options)
-    except LayerleakError as exc:
-        fail(str(exc), EXIT_USAGE)
+    with exit_on_error(EXIT_USAGE):
+        return Scanner(options, **kwargs)
+
+
+# -- errors: the one place they become messages and exit codes ------------------------
 
 
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"layerleak: error: {message}", err=True)
     sys.exit(code)
+
+
+def error_exit_code(exc: LayerleakError, default: int) -> int:
+    """2 for a usage error (whatever the step), else ``default`` for that step."""
+    return EXIT_USAGE if isinstance(exc, UsageError) else default
+
+
+@contextmanager
+def exit_on_error(default: int = EXIT_INCOMPLETE, prefix: str = "") -> Iterator[None]:
+    """Turn a :class:`LayerleakError` raised inside into its message and exit code.
+
+    A :class:`UsageError` exits 2; any other exits ``default``: 2 where the error
+    is in what the user gave (a rule file, a Dockerfile, a list of references), 3
+    where it is in what was read (a registry, the Fly API). ``prefix`` says what was
+    being done (``cannot list the tags of X: ``).
+    """
+    try:
+        yield
+    except LayerleakError as exc:
+        fail(f"{prefix}{exc}", error_exit_code(exc, default))
+
+
+# -- output: every command's outcome, rendered and exited the same way -----------------
+
+
+def deliver(
+    outcome: Outcome, gate: Gate, fmt: str | None, output: Path | None, quiet: bool
+) -> NoReturn:
+    """Render ``outcome`` (``--format``, ``-o``), print its problems and summary line
+    on standard error (the line unless ``--quiet``) and exit with its code."""
+    name, color = pick_format(fmt, output)
+    emit(render(outcome, name, gate, color), output)
+    for line in outcome.problem_lines():
+        click.echo(line, err=True)
+    if not quiet:
+        click.echo(outcome.summary_line(gate), err=True)
+    sys.exit(outcome.exit_code(gate))
 
 
 def pick_format(fmt: str | None, output: Path | None) -> tuple[str, bool]:
@@ -341,21 +378,26 @@ def emit(text: str, output: Path | None) -> None:
         fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INCOMPLETE)
 
 
-# -- triage: ignore file, baseline, live verification (scan and baseline) -------------
+# -- triage: ignore file, baseline, live verification (policy in scanner.triage) -------
+
+
+def ignore_file_option(f: F) -> F:
+    """``--ignore-file`` (every command that triages, ``baseline`` included)."""
+    return click.option(
+        "--ignore-file",
+        "ignore_files",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Ignore file(s) with [[ignore]] entries by fingerprint, rule or path glob, "
+        "each with a reason and an optional expiry (repeatable). Default: "
+        ".layerleakignore and layerleak.toml in the current directory, when present.",
+    )(f)
 
 
 def triage_options(f: F) -> F:
     """``--ignore-file``, ``--baseline``, ``--verify``."""
     return _stack(
-        click.option(
-            "--ignore-file",
-            "ignore_files",
-            multiple=True,
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Ignore file(s) with [[ignore]] entries by fingerprint, rule or path glob, "
-            "each with a reason and an optional expiry (repeatable). Default: "
-            ".layerleakignore and layerleak.toml in the current directory, when present.",
-        ),
+        ignore_file_option,
         click.option(
             "--baseline",
             "baseline_file",
@@ -373,60 +415,36 @@ def triage_options(f: F) -> F:
     )(f)
 
 
-@dataclass(frozen=True)
-class Triage:
-    ignores: IgnoreList
-    baseline: Baseline | None
-    verify: bool
-
-
 def triage_from_cli(args: Mapping[str, Any]) -> Triage:
     """The ignore list, baseline and --verify of a command line (exit 2 on a bad file)."""
-    files = list(args.get("ignore_files") or ()) or default_ignore_files()
-    try:
-        ignores = load_ignores(files)
-        path = args.get("baseline_file")
-        baseline = load_baseline(path) if path is not None else None
-    except LayerleakError as exc:
-        fail(str(exc), EXIT_USAGE)
-    return Triage(ignores, baseline, bool(args.get("verify")))
+    with exit_on_error(EXIT_USAGE):
+        return Triage.load(
+            list(args.get("ignore_files") or ()),
+            args.get("baseline_file"),
+            bool(args.get("verify")),
+        )
 
 
 def finish_report(report: Report, triage: Triage, reveal: bool) -> list[str]:
-    """Apply the ignore file and baseline, then verify; returns warnings for stderr.
-
-    With ``--verify`` the scan ran with ``reveal=True``; secrets are dropped again
-    here unless the user asked for ``--reveal``.
-    """
-    warnings = apply_ignores(report, triage.ignores)
-    if triage.baseline is not None:
-        apply_baseline(report, triage.baseline)
-    if triage.verify:
-        verify_report(report, keep_secrets=reveal)
-    report.reveal = reveal
-    return warnings
+    """:meth:`Triage.apply`: ignore file, baseline, then verification; the warnings."""
+    return triage.apply(report, reveal)
 
 
 def triage_and_options(
     args: Mapping[str, Any], options: ScanOptions
 ) -> tuple[Triage, ScanOptions, bool]:
-    """The triage of a command line, the scan options it needs, and the user's --reveal.
-
-    ``--verify`` needs the raw secrets, so it scans with ``reveal=True``; they are
-    dropped again by :func:`finish_and_warn` unless the user asked for ``--reveal``.
-    """
+    """The triage of a command line, the scan options it needs, and the user's --reveal."""
     triage = triage_from_cli(args)
     reveal = options.reveal
-    if triage.verify:
-        options = replace(options, reveal=True)
+    options = replace(options, reveal=triage.scan_reveal(reveal))
     return triage, options, reveal
 
 
 def finish_and_warn(
     report: Report, triage: Triage, reveal: bool, seen: set[str] | None = None
 ) -> None:
-    """:func:`finish_report`, its warnings on standard error (once each, given ``seen``)."""
-    for warning in finish_report(report, triage, reveal):
+    """:meth:`Triage.apply`, its warnings on standard error (once each, given ``seen``)."""
+    for warning in triage.apply(report, reveal):
         if seen is None or warning not in seen:
             if seen is not None:
                 seen.add(warning)

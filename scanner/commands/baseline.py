@@ -15,14 +15,13 @@ import click
 
 from scanner.baseline import write as write_baseline
 from scanner.commands import (
-    fail,
-    finish_report,
+    exit_on_error,
+    ignore_file_option,
     make_scanner,
     options_from_cli,
     scan_options,
     triage_from_cli,
 )
-from scanner.errors import LayerleakError
 from scanner.findings import Severity
 from scanner.gate import EXIT_CLEAN, EXIT_INCOMPLETE, EXIT_USAGE
 
@@ -36,14 +35,7 @@ from scanner.gate import EXIT_CLEAN, EXIT_INCOMPLETE, EXIT_USAGE
     required=True,
     help="Where to write the baseline (JSON).",
 )
-@click.option(
-    "--ignore-file",
-    "ignore_files",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Ignore file(s) applied before recording (default: .layerleakignore and "
-    "layerleak.toml in the current directory, when present).",
-)
+@ignore_file_option
 @scan_options
 @click.pass_context
 def baseline_command(ctx: click.Context, **args: Any) -> None:
@@ -53,12 +45,10 @@ def baseline_command(ctx: click.Context, **args: Any) -> None:
     scanner = make_scanner(options)
     with scanner:
         report = scanner.scan_all(list(args["sources"]))
-    for warning in finish_report(report, triage, reveal=False):
+    for warning in triage.apply(report, reveal=False):
         click.echo(f"layerleak: warning: {warning}", err=True)
-    try:
+    with exit_on_error(EXIT_USAGE):
         count = write_baseline(args["output"], report.findings, list(args["sources"]))
-    except LayerleakError as exc:
-        fail(str(exc), EXIT_USAGE)
     for problem in report.problems:
         click.echo(f"layerleak: error: {problem.message}", err=True)
     click.echo(

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from scanner.commands import (
-    emit,
+    deliver,
     finish_and_warn,
     gate_options,
     make_gate,
     make_scanner,
     options_from_cli,
     output_options,
-    pick_format,
     scan_options,
     triage_and_options,
     triage_options,
 )
-from scanner.diff import DIFF_FORMATS, diff_reports, render, summary_line
+from scanner.diff import diff_reports
+from scanner.report.registry import formats
 from scanner.results import Report
 
 EPILOG = """\b
@@ -37,7 +36,7 @@ scanned (not hidden by --exit-zero).
 @scan_options
 @triage_options
 @gate_options
-@output_options(DIFF_FORMATS)
+@output_options(formats("diff"))
 def diff_command(
     old: str,
     new: str,
@@ -65,12 +64,4 @@ def diff_command(
     seen: set[str] = set()
     for report in (old_report, new_report):
         finish_and_warn(report, triage, reveal, seen)
-    diff = diff_reports(old_report, new_report)
-    name, color = pick_format(fmt, output)
-    emit(render(diff, name, gate, color), output)
-    for label, report in (("OLD", old_report), ("NEW", new_report)):
-        for problem in report.problems:
-            click.echo(f"layerleak: error: {label} {problem.image}: {problem.message}", err=True)
-    if not quiet:
-        click.echo(summary_line(diff, gate), err=True)
-    sys.exit(diff.exit_code(gate))
+    deliver(diff_reports(old_report, new_report), gate, fmt, output, quiet)

@@ -10,30 +10,28 @@ from typing import Any
 import click
 
 from scanner.commands import (
-    emit,
-    fail,
+    deliver,
+    exit_on_error,
     finish_and_warn,
     gate_options,
     make_gate,
     make_scanner,
     options_from_cli,
     output_options,
-    pick_format,
     scan_options,
     triage_and_options,
     triage_options,
 )
-from scanner.fly import FLY_FORMATS, is_fly_registry, render, scan_app, summary_line
+from scanner.fly import is_fly_registry, scan_app
 from scanner.fly.machines import (
     API_URL_ENV,
     DEFAULT_API_URL,
     TOKEN_ENV,
     DeployedImage,
-    FlyError,
-    FlyUsageError,
     MachinesClient,
 )
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
+from scanner.report.registry import formats
 from scanner.results import ImageResult
 from scanner.scan import Scanner
 
@@ -74,7 +72,7 @@ not be fully scanned.
 @scan_options
 @triage_options
 @gate_options
-@output_options(FLY_FORMATS)
+@output_options(formats("fly"))
 def fly_command(
     app: str,
     token: str | None,
@@ -109,12 +107,10 @@ def fly_command(
             err=True,
         )
     triage, options, reveal = triage_and_options(scan_args, options)
-    try:
+    with exit_on_error(EXIT_USAGE):
         client = MachinesClient(
             token, api_url, notify=None if quiet else lambda m: click.echo(m, err=True)
         )
-    except FlyUsageError as exc:
-        fail(str(exc), EXIT_USAGE)
     scanners: dict[str, Scanner] = {}  # made on first use: not at all when the API fails
 
     def scanner_for(image: DeployedImage) -> Scanner:
@@ -142,20 +138,11 @@ def fly_command(
         return scanner_for(image).scan(image.ref)
 
     try:
-        result = scan_app(app, client, scan_one, fail_on=gate.fail_on, reveal=reveal)
-    except FlyUsageError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except FlyError as exc:
-        fail(str(exc), EXIT_INCOMPLETE)
+        with exit_on_error(EXIT_INCOMPLETE):
+            result = scan_app(app, client, scan_one, fail_on=gate.fail_on, reveal=reveal)
     finally:
         client.close()
         for scanner in scanners.values():
             scanner.close()
     finish_and_warn(result.report, triage, reveal)
-    name, color = pick_format(fmt, output)
-    emit(render(result, name, color), output)
-    for problem in result.report.problems:
-        click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
-    if not quiet:
-        click.echo(summary_line(result), err=True)
-    sys.exit(gate.fly_exit_code(result.report))
+    deliver(result, gate, fmt, output, quiet)

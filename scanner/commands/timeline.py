@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from scanner.commands import (
-    emit,
+    deliver,
+    exit_on_error,
     fail,
     finish_and_warn,
     gate_options,
@@ -17,27 +17,19 @@ from scanner.commands import (
     make_scanner,
     options_from_cli,
     output_options,
-    pick_format,
     scan_options,
     triage_and_options,
     triage_options,
 )
-from scanner.errors import LayerleakError, UsageError
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
 from scanner.image import Image
 from scanner.reference import parse_reference
 from scanner.registry.client import Endpoint, RegistryClient
 from scanner.registry.credentials import resolve_credential
+from scanner.report.registry import formats
 from scanner.results import ImageResult, Report, ScanProblem
 from scanner.sources.registry import RegistrySource
-from scanner.timeline import (
-    TIMELINE_FORMATS,
-    build_timeline,
-    list_tags,
-    render,
-    repository_name,
-    summary_line,
-)
+from scanner.timeline import build_timeline, list_tags, repository_name
 
 EPILOG = """\b
 Exit codes: 0 the newest release has nothing at or above --fail-on (older releases
@@ -66,7 +58,7 @@ are history: see the report); 1 the newest release has a finding that reaches it
 @scan_options
 @triage_options
 @gate_options
-@output_options(TIMELINE_FORMATS)
+@output_options(formats("timeline"))
 def timeline_command(
     repository: str,
     patterns: tuple[str, ...],
@@ -88,31 +80,23 @@ def timeline_command(
     """
     gate = make_gate(fail_on, fail_on_category, exit_zero)
     options = options_from_cli(scan_args, gate.fail_on)
-    try:
+    with exit_on_error(EXIT_INCOMPLETE):
         name = repository_name(repository)
         ref = parse_reference(name)
         credential = resolve_credential(
             ref.registry, username=options.source.username, password=options.source.password
         )
-    except UsageError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except LayerleakError as exc:
-        fail(str(exc), EXIT_INCOMPLETE)
-    list_problems: list[str] = []
-    try:
         endpoint = Endpoint.for_registry(
             ref.registry,
             insecure=options.source.insecure,
             timeout=options.source.timeout,
             deadline=options.source.deadline,
         )
-    except UsageError as exc:
-        fail(str(exc), EXIT_USAGE)
+    list_problems: list[str] = []
     client = RegistryClient(endpoint, credential)
     try:
-        tags = list_tags(client, ref.repository, problems=list_problems)
-    except LayerleakError as exc:
-        fail(f"cannot list the tags of {name}: {exc}", EXIT_INCOMPLETE)
+        with exit_on_error(EXIT_INCOMPLETE, prefix=f"cannot list the tags of {name}: "):
+            tags = list_tags(client, ref.repository, problems=list_problems)
     finally:
         client.close()
     if not tags:
@@ -142,17 +126,11 @@ def timeline_command(
             last=last,
             notify=None if quiet else lambda m: click.echo(m, err=True),
         )
-    timeline.problems[:0] = [ScanProblem(name, None, None, m) for m in list_problems]
-    if not timeline.releases and not timeline.problems:
+    timeline.list_problems[:0] = [ScanProblem(name, None, None, m) for m in list_problems]
+    if not timeline.releases and not timeline.list_problems:
         fail(
             f"no tag of {name} matches {', '.join(patterns)} ({len(tags)} tag(s), e.g. "
             f"{', '.join(tags[:3])})",
             EXIT_USAGE,
         )
-    fmt_name, color = pick_format(fmt, output)
-    emit(render(timeline, fmt_name, gate, color), output)
-    for problem in timeline.all_problems():
-        click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
-    if not quiet:
-        click.echo(summary_line(timeline, gate), err=True)
-    sys.exit(timeline.exit_code(gate))
+    deliver(timeline, gate, fmt, output, quiet)

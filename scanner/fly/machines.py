@@ -24,7 +24,7 @@ from urllib.parse import quote
 import requests
 
 from scanner import __version__
-from scanner.errors import LayerleakError
+from scanner.errors import LayerleakError, UsageError
 
 DEFAULT_API_URL = "https://api.machines.dev"
 API_URL_ENV = ("LAYERLEAK_FLY_API_URL", "FLY_API_URL")
@@ -43,7 +43,7 @@ class FlyError(LayerleakError):
     """The Fly Machines API could not be used; the message says what to do."""
 
 
-class FlyUsageError(FlyError):
+class FlyUsageError(FlyError, UsageError):
     """Missing token or bad API URL (exit 2)."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scanner.report.html import HtmlFormatter
 from scanner.report.interface import Formatter
 from scanner.report.json_format import JsonFormatter
 from scanner.report.markdown import MarkdownFormatter
@@ -13,6 +14,7 @@ _ALL: tuple[type[Formatter], ...] = (
     JsonFormatter,
     SarifFormatter,
     MarkdownFormatter,
+    HtmlFormatter,
 )
 
 

@@ -13,16 +13,20 @@ class JsonFormatter(Formatter):
     name = "json"
 
     def render(self, report: Report) -> str:
-        doc = {
-            "schema_version": JSON_SCHEMA_VERSION,
-            "tool": tool_info(),
-            "fail_on": report.fail_on.label,
-            "complete": report.complete,
-            "summary": summary(report),
-            "suppressed": dict(sorted(report.suppressed.items())),
-            "images": [_image(i, report.reveal) for i in report.images],
-        }
-        return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+        return json.dumps(document(report), indent=2, sort_keys=False) + "\n"
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The JSON document of a report (other outcomes extend it)."""
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "tool": tool_info(),
+        "fail_on": report.fail_on.label,
+        "complete": report.complete,
+        "summary": summary(report),
+        "suppressed": dict(sorted(report.suppressed.items())),
+        "images": [_image(i, report.reveal) for i in report.images],
+    }
 
 
 def _image(image: ImageResult, reveal: bool) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The secret-matching engine: keywords first, regexes only where a keyword occurs.
 
-1. The buffer is lower-cased (ASCII only, bytes stay bytes) and run once through
-   one Aho-Corasick automaton holding every rule's keywords.
+1. The buffer is run once through the keyword prefilter holding every rule's
+   keywords (:mod:`scanner.secrets.prefilter`: a Hyperscan database of caseless
+   literals, or an Aho-Corasick automaton over a lower-cased copy where Hyperscan
+   does not load). Adding rules adds keywords to it: no code changes.
 2. Each keyword hit gives a small region: for single-line rules the hit's line,
    clipped to :data:`LINE_REACH` bytes either side (a minified bundle can be one
    5 MB line); for multi-line rules (PEM blocks, JSON key files) a larger window
@@ -21,17 +23,16 @@ Data is bytes throughout: printable runs inside binaries match like text.
 from __future__ import annotations
 
 import bisect
-import importlib
 import re
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
-import ahocorasick
 from detect_secrets.filters.heuristic import is_potential_uuid
 from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 
 from scanner.secrets.noise import assess, shannon_entropy
+from scanner.secrets.prefilter import Prefilter, make_prefilter
 from scanner.secrets.validators import VALIDATORS, credentials_password
 from scanner.signatures import Rule, SignatureSet
 from scanner.streams import read_up_to
@@ -150,69 +151,15 @@ class PluginDetector:
             offset += len(line) + 1
 
 
-class KeywordPrefilter:
-    """One Aho-Corasick automaton over every rule's (lower-case) keywords.
-
-    ``hits(buf, start, end)`` lower-cases ``buf`` (ASCII only) and returns, per
-    keyword id, the sorted exclusive end offsets of its occurrences in
-    ``buf[start:end]``, overlapping ones included. The automaton is pyahocorasick's;
-    ``backend="auto"`` uses ahocorasick-rs instead when it is installed (a DFA on
-    bytes, several times faster), ``"pyahocorasick"`` or ``"ahocorasick-rs"``
-    force one. Both give the same hits.
-    """
-
-    def __init__(self, keywords: Sequence[str], backend: str = "auto") -> None:
-        self.keywords = tuple(keywords)  # already lower-case, one char per byte
-        self.lengths = tuple(len(k) for k in self.keywords)
-        self._rs: Any = None
-        self._py: Any = None
-        if backend in ("auto", "ahocorasick-rs"):
-            try:
-                rs = importlib.import_module("ahocorasick_rs")
-            except ImportError:
-                if backend != "auto":
-                    raise
-            else:
-                self._rs = rs.BytesAhoCorasick(
-                    [k.encode("latin-1") for k in self.keywords],
-                    implementation=rs.Implementation.DFA,
-                )
-        elif backend != "pyahocorasick":
-            raise ValueError(f"unknown prefilter backend {backend!r}")
-        if self._rs is None:
-            automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-            for kid, keyword in enumerate(self.keywords):
-                automaton.add_word(keyword, kid)
-            automaton.make_automaton()
-            self._py = automaton
-
-    @property
-    def backend(self) -> str:
-        return "ahocorasick-rs" if self._rs is not None else "pyahocorasick"
-
-    def hits(self, buf: bytes, start: int, end: int) -> dict[int, list[int]]:
-        found: dict[int, list[int]] = {}
-        if self._rs is not None:
-            low = buf[start:end].lower()
-            triples = self._rs.find_matches_as_indexes(low, overlapping=True)
-            for kid, _, e in sorted(triples, key=lambda t: t[2]):
-                found.setdefault(kid, []).append(start + e)
-            return found
-        text = buf.lower().decode("latin-1")
-        for last, kid in self._py.iter(text, start, end):
-            ends = found.get(kid)
-            if ends is None:
-                found[kid] = [last + 1]
-            else:
-                ends.append(last + 1)
-        return found
+# The keyword prefilter (see scanner.secrets.prefilter): Hyperscan when it loads.
+KeywordPrefilter = make_prefilter
 
 
 class SecretEngine:
     """Finds secrets in bytes with a :class:`SignatureSet`.
 
     ``plugins`` adds detect-secrets plugins, each with the rule that describes it.
-    ``prefilter`` picks the keyword automaton (see :class:`KeywordPrefilter`).
+    ``prefilter`` picks the keyword prefilter backend (see :func:`make_prefilter`).
     An engine holds no per-scan state: one instance can scan many files.
     """
 
@@ -242,11 +189,15 @@ class SecretEngine:
                     block_rules.append([])
                 kid = keyword_ids[key]
                 (block_rules if detector.rule.multiline else line_rules)[kid].append(index)
-                self._line_rules = tuple(tuple(r) for r in line_rules)
+        self._line_rules = tuple(tuple(r) for r in line_rules)
         self._block_rules = tuple(tuple(r) for r in block_rules)
-        self._prefilter = (
-            KeywordPrefilter(list(keyword_ids), backend=prefilter) if keyword_ids else None
+        self._prefilter: Prefilter | None = (
+            make_prefilter(list(keyword_ids), backend=prefilter) if keyword_ids else None
         )
+
+    @property
+    def prefilter_backend(self) -> str:
+        return self._prefilter.backend if self._prefilter is not None else "none"
 
     @property
     def detectors(self) -> tuple[Detector, ...]:

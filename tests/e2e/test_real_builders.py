@@ -330,6 +330,8 @@ def truth(context: str, builder: str, source: str) -> set[Row]:
                 "n/a",
             ),
             ("postgres-connection-url", "high", "file", "app/fly.toml", copied, "present"),
+            # the same value, as a secret under fly.toml's [env] (belongs in fly secrets)
+            ("flytoml-env-secret", "high", "file", "app/fly.toml", copied, "present"),
         }
         if not squashed:  # COPY .env then RUN rm: recoverable from the COPY layer
             rows |= {

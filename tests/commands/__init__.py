@@ -1,0 +1,1 @@
+"""Tests of the CLI layer: shared options, error handling, delivery of outcomes."""
