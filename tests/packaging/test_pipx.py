@@ -48,7 +48,8 @@ def test_pipx_install_from_a_clone(
             check=False,
         )
 
-    assert layerleak("--version").stdout.strip() == f"layerleak, version {scanner.__version__}"
+    version = layerleak("--version").stdout.splitlines()[0]
+    assert version == f"layerleak, version {scanner.__version__}"
     rules = json.loads(layerleak("rules", "--format", "json").stdout)
     assert rules["digest"] == SignatureSet.builtin().digest
     source = Path(rules["rules"][0]["source"])  # the rule files inside pipx's environment
