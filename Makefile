@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench bench-baseline fixtures clean screenshots dist
+.PHONY: install system-deps demo test lint format bench bench-baseline bench-sweep fixtures clean screenshots dist
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ fixtures: install
 # Scan the demo image; exit status 1 (findings at or above --fail-on) is the expected outcome.
 demo: install
 	$(PY) -m fixtures fixtures/out --only demo
-	$(VENV)/bin/layerleak scan --format table $(DEMO); status=$$?; \
+	$(VENV)/bin/layerleak scan --format table oci:$(DEMO); status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi
 
 # The README's picture of the HTML report of the demo image (needs Debian's chromium).
@@ -65,3 +65,8 @@ bench: install
 # CODE=DIR runs the source tree in DIR (e.g. `git archive main | tar -x -C DIR`) instead.
 bench-baseline: install
 	$(PY) -m bench.run --record-baseline $(if $(CODE),--code $(CODE))
+
+# Sweep benchmark (not a test): a fleet of images sharing base layers, scanned with 1 and 2
+# local workers, through a local Dask cluster and through the directory and Redis caches.
+bench-sweep: install
+	$(PY) -m bench.sweep

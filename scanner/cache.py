@@ -17,12 +17,12 @@ created 0700 and a shared cache must be writable only by trusted users.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,12 @@ import platformdirs
 from scanner import __version__
 from scanner.blast import refreshed
 from scanner.digests import is_supported
-from scanner.findings import Finding, Status
-from scanner.layers import LayerIndex
-from scanner.results import LayerResult
+from scanner.results import LAYER_RESULT_FORMAT, LayerResult
 
-CACHE_FORMAT = 4  # 2: layer indexes record paths written twice; 3: payload checksum;
-# 4: layer indexes record dpkg conffiles and the MD5 of etc/ files with findings
+# 2: layer indexes record paths written twice; 3: payload checksum; 4: layer indexes
+# record dpkg conffiles and the MD5 of etc/ files with findings; 5: the payload is the
+# layer result's one serialised form (LayerResult.to_doc), shared with the worker wire.
+CACHE_FORMAT = LAYER_RESULT_FORMAT
 DIR_MODE = 0o700
 
 
@@ -86,14 +86,20 @@ class LayerCache:
             return
         path = self._path(result.digest)
         data = gzip.compress(seal(_encode(result)), compresslevel=5, mtime=0)
+        tmp: str | None = None
         try:
             make_private_dirs(path.parent)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)  # atomic: a reader never sees half an entry
+            tmp = None
         except OSError:
             pass  # a cache that cannot be written only costs time
+        finally:
+            if tmp is not None:  # a failed write, or Ctrl-C/SIGTERM in the middle
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
 
 def make_private_dirs(path: Path) -> None:
@@ -138,30 +144,11 @@ def unseal(data: bytes) -> dict[str, Any]:
 
 
 def _encode(result: LayerResult) -> dict[str, Any]:
-    return {
-        "format": CACHE_FORMAT,
-        "digest": result.digest,
-        "findings": [f.to_dict() for f in result.findings],
-        "index": result.index.to_json(),
-        "entries": result.entries,
-        "compressed_bytes": result.compressed_bytes,
-        "uncompressed_bytes": result.uncompressed_bytes,
-        "compression": result.compression,
-    }
+    return result.to_doc()
 
 
 def _decode(doc: dict[str, Any], digest: str) -> LayerResult:
-    if doc.get("format") != CACHE_FORMAT or doc.get("digest") != digest:
-        raise ValueError("format or digest does not match")
+    result = LayerResult.from_doc(doc, digest, cached=True)
     # refreshed: a credential that expired since the layer was cached is lowered now
-    findings = [refreshed(replace(Finding.from_dict(f), status=Status())) for f in doc["findings"]]
-    return LayerResult(
-        digest=digest,
-        findings=findings,
-        index=LayerIndex.from_json(doc["index"]),
-        entries=int(doc["entries"]),
-        compressed_bytes=int(doc["compressed_bytes"]),
-        uncompressed_bytes=int(doc["uncompressed_bytes"]),
-        compression=str(doc["compression"]),
-        cached=True,
-    )
+    result.findings = [refreshed(f) for f in result.findings]
+    return result

@@ -7,9 +7,12 @@ incomplete scan never looks clean).
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import cast
 
 import click
@@ -24,6 +27,7 @@ from scanner.commands import (
     make_scanner,
     options_from_cli,
     output_options,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
@@ -50,6 +54,46 @@ def one_line_summary(report: Report) -> str:
     return scan_summary_line(report)
 
 
+EXIT_INTERRUPTED = 130
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: unwind (temporary files removed), then exit."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+class Main(click.Group):
+    """The command group, ending cleanly on Ctrl-C and SIGTERM.
+
+    Either one unwinds the scan (sources close and delete their temporary files,
+    worker processes are stopped), prints one line saying so and exits 130. Click's
+    own handling would print ``Aborted!`` and exit 1, which a CI log cannot tell
+    from a failure of the gate.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (embedded): leave signals alone
+            previous = None
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # no second interruption now
+            for child in multiprocessing.active_children():  # our own workers only
+                child.terminate()
+            what = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+            say(f"layerleak: {what}: scan stopped, nothing reported, temporary files removed")
+            sys.exit(EXIT_INTERRUPTED)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
@@ -60,7 +104,7 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,
@@ -113,6 +157,8 @@ def scan(**args: object) -> None:
     report = scanner.scan_all(sources)
     if progress is not None:
         progress.clear()
+    for note in scanner.notes:
+        click.echo(f"layerleak: warning: {note}", err=True)
     finish_and_warn(report, triage, reveal)
     deliver(ScanOutcome(report), gate, args["fmt"], args["output"], quiet)  # type: ignore[arg-type]
 

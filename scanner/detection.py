@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from scanner.archives.limits import DEFAULT_LIMITS, ArchiveLimits, ImageUsage
 from scanner.blast import Clue, radius
 from scanner.findings import Finding, Location, Severity, hash_secret, redact
+from scanner.keys import key_id, load_key
+from scanner.secrets.cmdline import SENSITIVE_FRAGMENT, credential_spans
 from scanner.secrets.engine import SecretEngine, SecretMatch
 from scanner.signatures import SignatureSet
 
@@ -106,7 +109,17 @@ def is_sensitive_name(name: str) -> bool:
     return words[-1] not in BENIGN_LAST_WORDS
 
 
-KEY_VALUE = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>\"[^\"]*\"|'[^']*'|\S+)")
+# Bounded and anchored at the start of a name: linear on hostile text.
+KEY_VALUE = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,256})="
+    r"(?P<value>\"[^\"]{0,4096}\"?|'[^']{0,4096}'?|\S{1,4096})"
+)
+
+
+# Values shorter than this are masked only where they stand alone (not inside words).
+MIN_ANYWHERE = 6
+# Words of a multi-word secret value at least this long are masked on their own too.
+MIN_WORD = 8
 
 
 @dataclass
@@ -114,6 +127,8 @@ class Detection:
     signatures: SignatureSet
     reveal: bool = False
     archive_limits: ArchiveLimits = DEFAULT_LIMITS
+    # Key of secret hashes and fingerprints; None: the installation's (scanner.keys).
+    hash_key: bytes | None = None
     engine: SecretEngine = field(init=False)
     # archive bytes and entries of the image being scanned, shared with forked workers
     archive_usage: ImageUsage = field(init=False)
@@ -121,6 +136,21 @@ class Detection:
     def __post_init__(self) -> None:
         self.engine = SecretEngine(self.signatures)
         self.archive_usage = ImageUsage()
+        if self.hash_key is None:
+            self.hash_key = load_key()
+
+    @property
+    def key(self) -> bytes:
+        assert self.hash_key is not None
+        return self.hash_key
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key)
+
+    def hash(self, secret: str | bytes) -> str:
+        """The keyed hash of a secret (what findings store instead of it)."""
+        return hash_secret(secret, self.key)
 
     def scan_text(self, text: str) -> list[SecretMatch]:
         return self.engine.scan(text.encode("utf-8", "surrogateescape"))
@@ -143,7 +173,7 @@ class Detection:
             category=rule.category,
             location=location,
             match=redact(match.secret),
-            secret_hash=hash_secret(match.secret),
+            secret_hash=self.hash(match.secret),
             detector=rule.detector,
             description=rule.description,
             secret=match.secret if self.reveal else None,
@@ -151,28 +181,89 @@ class Detection:
             blast_radius=decoded.as_blast_radius() if decoded is not None else None,
         )
 
-    def redact_text(self, text: str) -> str:
-        """The text with every detected secret and every sensitive ``K=V`` value masked."""
+    def redact_text(self, text: str, also: Iterable[str] = ()) -> str:
+        """The text with every secret masked: the one redaction function.
+
+        Masks what the signatures match, credentials by their place on a command
+        line (:mod:`scanner.secrets.cmdline`: ``curl -u``, ``--password``, URL
+        passwords, auth headers, ``.netrc`` lines...), the values of ``K=V`` pairs
+        whose name says they are credentials, and every value in ``also`` (what
+        findings made from this text hold, so display text is redacted at least
+        as strongly as the findings).
+        """
         if not text:
             return text
-        data = text.encode("utf-8", "surrogateescape")
-        spans = sorted({(m.start, m.end) for m in self.engine.scan(data)})
-        out = bytearray()
+        spans = self._engine_spans(text)
+        spans += credential_spans(text)
+        spans += [_value_span(m) for m in KEY_VALUE.finditer(text) if _sensitive_value(m)]
+        extra = {v.strip() for v in also}
+        for value in list(extra):
+            words = value.split()
+            if len(words) > 1:  # a value with spaces: its long words are secret too
+                extra.update(w for w in words if len(w) >= MIN_WORD)
+        for value in extra:
+            spans += _occurrences(text, value)
+        out: list[str] = []
         pos = 0
-        for start, end in spans:
-            if start < pos:
-                continue
-            out += data[pos:start]
-            out += redact(data[start:end].decode("utf-8", "surrogateescape")).encode()
+        for start, end in _merge(spans):
+            out.append(text[pos:start])
+            out.append(_mask(text[start:end]))
             pos = end
-        out += data[pos:]
-        redacted = out.decode("utf-8", "surrogateescape")
-        return KEY_VALUE.sub(_mask_sensitive_value, redacted)
+        out.append(text[pos:])
+        return "".join(out)
+
+    def _engine_spans(self, text: str) -> list[tuple[int, int]]:
+        data = text.encode("utf-8", "surrogateescape")
+        spans = []
+        for m in self.engine.scan(data):
+            start = len(data[: m.start].decode("utf-8", "surrogateescape"))
+            end = start + len(data[m.start : m.end].decode("utf-8", "surrogateescape"))
+            spans.append((start, end))
+        return spans
 
 
-def _mask_sensitive_value(m: re.Match[str]) -> str:
+def _sensitive_value(m: re.Match[str]) -> bool:
     key, value = m.group("key"), m.group("value")
     bare = value.strip("\"'")
-    if not is_sensitive_name(key) or not bare or "*" * 8 in bare or bare.startswith("$"):
-        return m.group(0)
-    return f"{key}={redact(bare)}"
+    if not bare or "*" * 8 in bare or (bare.startswith("$") and " " not in bare):
+        return False
+    return is_sensitive_name(key) or bool(SENSITIVE_FRAGMENT.search(key))
+
+
+def _value_span(m: re.Match[str]) -> tuple[int, int]:
+    """The value's span, without the closing quote or bracket of a surrounding string
+    (``echo 'K=secret' > f``: the quote is not part of the value)."""
+    start, end = m.span("value")
+    if m.group("value")[:1] not in "\"'":
+        while end > start + 1 and m.string[end - 1] in "\"')];,":
+            end -= 1
+    return start, end
+
+
+def _occurrences(text: str, value: str) -> list[tuple[int, int]]:
+    if not value:
+        return []
+    if len(value) >= MIN_ANYWHERE:
+        pattern = re.escape(value)
+    else:
+        pattern = rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"
+    return [m.span() for m in re.finditer(pattern, text)]
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _mask(value: str) -> str:
+    """A masked value keeps its quotes, so the text still reads as a command."""
+    quote = value[0] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else ""
+    inner = value[1:-1] if quote else value
+    return f"{quote}{redact(inner)}{quote}" if inner.strip() else value

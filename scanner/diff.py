@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from scanner.findings import Finding, Severity
 from scanner.gate import Gate
+from scanner.ignore import summary_note
 from scanner.outcome import Outcome
 from scanner.results import ImageResult, Report, ScanProblem
 
@@ -97,6 +98,7 @@ class Diff(Outcome):
             f"{len(self.fixed)}; unchanged {len(self.unchanged)}; gating "
             f"{len(self.failing(gate))} ({gate.describe()}); suppressed="
             f"{sum(self.new.suppressed.values())}; errors={errors} ({state})"
+            + summary_note(self.new)
         )
 
     @property

@@ -10,6 +10,7 @@ match and a hash of the secret, which is what fingerprints are built from.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum, StrEnum
@@ -152,7 +153,7 @@ class Finding:
     category: Category
     location: Location
     match: str = ""  # redacted evidence, safe to print
-    secret_hash: str | None = None  # sha256 of the raw secret, for fingerprints and baselines
+    secret_hash: str | None = None  # keyed hash of the raw secret (fingerprints, baselines)
     detector: str | None = None  # trufflehog-compatible detector name for secret rules
     description: str = ""
     image: str = ""
@@ -233,9 +234,14 @@ class Finding:
         )
 
 
-def hash_secret(secret: str | bytes) -> str:
+def hash_secret(secret: str | bytes, key: bytes) -> str:
+    """HMAC-SHA256 of the secret under the fingerprint key (:mod:`scanner.keys`).
+
+    Keyed, so that a report's hashes and fingerprints cannot be used to confirm a
+    guessed secret by anyone who does not hold the key.
+    """
     raw = secret.encode("utf-8", "surrogateescape") if isinstance(secret, str) else secret
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return "hmac-sha256:" + hmac.new(key, raw, hashlib.sha256).hexdigest()
 
 
 def redact(secret: str, keep: int = 4) -> str:

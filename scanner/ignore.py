@@ -50,6 +50,7 @@ _KEYS = frozenset({"fingerprint", "rule", "path", "reason", "expires"})
 class IgnoreEntry:
     reason: str
     source: str  # "FILE entry N", for messages
+    file: str = ""  # the ignore file it came from
     fingerprint: str | None = None
     rule: str | None = None
     path: str | None = None
@@ -109,10 +110,10 @@ def _load_one(path: Path) -> list[IgnoreEntry]:
     raw = data.get("ignore", [])
     if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
         raise ConfigError(f"{path}: 'ignore' must be an array of tables ([[ignore]])")
-    return [_entry(item, f"{path} entry {i + 1}") for i, item in enumerate(raw)]
+    return [_entry(item, f"{path} entry {i + 1}", str(path)) for i, item in enumerate(raw)]
 
 
-def _entry(item: dict[str, Any], where: str) -> IgnoreEntry:
+def _entry(item: dict[str, Any], where: str, file: str = "") -> IgnoreEntry:
     unknown = sorted(set(item) - _KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
@@ -127,9 +128,19 @@ def _entry(item: dict[str, Any], where: str) -> IgnoreEntry:
         fields[key] = value.strip() if isinstance(value, str) else None
     if not any(fields.values()):
         raise ConfigError(f"{where}: give at least one of 'fingerprint', 'rule', 'path'")
+    if fields["fingerprint"] is None and all(
+        _matches_anything(value, probes)
+        for value, probes in ((fields["rule"], RULE_PROBES), (fields["path"], PATH_PROBES))
+        if value is not None
+    ):
+        raise ConfigError(
+            f"{where}: this entry would suppress every finding of every rule everywhere; "
+            "name the rule(s), a path, or a fingerprint"
+        )
     return IgnoreEntry(
         reason=reason.strip(),
         source=where,
+        file=file,
         fingerprint=fields["fingerprint"],
         rule=fields["rule"],
         path=fields["path"],
@@ -152,11 +163,34 @@ def _date(value: object, where: str) -> dt.date | None:
     raise ConfigError(f"{where}: 'expires' must be a date (YYYY-MM-DD), got {value!r}")
 
 
+# Globs that match every one of these match any rule id or path: such an entry
+# would hide everything, which no reason can justify (refused when loading).
+RULE_PROBES = ("aws-access-key-id", "root-user", "x", "generic-password", "A_B.c")
+PATH_PROBES = ("a", "app/.env", "usr/lib/x/y/z.so", ".hidden", "-", "a b/c!d/e")
+
+
+def _matches_anything(pattern: str, probes: Sequence[str]) -> bool:
+    return all(fnmatch.fnmatchcase(p, pattern.lstrip("/")) for p in probes)
+
+
+def summary_note(counts: Report | dict[str, int]) -> str:
+    """``; ignore files: F (N suppressed), ...`` for one-line summaries ('' if none);
+    ``counts`` is a report's ``ignore_files`` (or the report)."""
+    files_used = counts.ignore_files if isinstance(counts, Report) else counts
+    if not files_used:
+        return ""
+    files = ", ".join(f"{name} ({n} suppressed)" for name, n in files_used.items())
+    return f"; ignore files: {files}"
+
+
 def apply(report: Report, ignores: IgnoreList, today: dt.date | None = None) -> list[str]:
-    """Remove the findings ``ignores`` match from ``report``, counting them per reason.
+    """Remove the findings ``ignores`` match from ``report``, counting them per reason
+    and per ignore file (``report.ignore_files``, every file read, 0 included).
 
     Returns warnings (one per expired entry) for the caller to print.
     """
+    for path in ignores.files:
+        report.ignore_files.setdefault(str(path), 0)
     today = today or dt.date.today()
     active = [e for e in ignores.entries if not e.expired(today)]
     warnings = [
@@ -175,5 +209,6 @@ def apply(report: Report, ignores: IgnoreList, today: dt.date | None = None) -> 
                 kept.append(finding)
             else:
                 report.suppressed[entry.reason] += 1
+                report.ignore_files[entry.file] = report.ignore_files.get(entry.file, 0) + 1
         image.findings = kept
     return warnings

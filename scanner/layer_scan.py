@@ -119,6 +119,8 @@ def scan_layer(
             reader.close()
         else:
             raw.close()
+    for analyzer in analyzers:  # what only the whole layer tells (even a partial one)
+        findings = analyzer.finish(findings)
     if reader is None:
         return LayerResult(
             layer.digest, findings, LayerIndex(), problems=context.problems, error=error

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from scanner.gate import Gate
+from scanner.ignore import summary_note
 from scanner.report.interface import summary
 from scanner.results import ImageResult, Report, ScanProblem
 
@@ -82,5 +83,5 @@ def scan_summary_line(report: Report) -> str:
     return (
         f"layerleak: {s['images']} image(s), {s['platforms']} platform(s), {s['layers']} "
         f"layer(s); findings {counts}; suppressed={s['suppressed']}; "
-        f"errors={s['problems']} ({state})"
+        f"errors={s['problems']} ({state})" + summary_note(report)
     )

@@ -7,12 +7,19 @@ incomplete scan never passes a gate as clean.
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scanner.findings import Finding, Severity
+from scanner.findings import Finding, Severity, Status
 from scanner.layers import LayerIndex
+
+# The version of a layer result's serialised form (the layer cache and the wire to
+# workers share it; cache formats 2 to 4 came before): 5 adds problems and error, so a
+# result crosses the wire whole.
+LAYER_RESULT_FORMAT = 5
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,56 @@ class LayerResult:
     @property
     def complete(self) -> bool:
         return self.error is None and not self.problems
+
+    def to_doc(self) -> dict[str, Any]:
+        """The serialised form as a JSON document (raw secrets kept when present:
+        the cache refuses such results; the wire to a worker needs them)."""
+        return {
+            "format": LAYER_RESULT_FORMAT,
+            "digest": self.digest,
+            "findings": [f.to_dict(reveal=True) for f in self.findings],
+            "index": self.index.to_json(),
+            "problems": list(self.problems),
+            "error": self.error,
+            "entries": self.entries,
+            "compressed_bytes": self.compressed_bytes,
+            "uncompressed_bytes": self.uncompressed_bytes,
+            "compression": self.compression,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], digest: str, cached: bool = False) -> LayerResult:
+        """Inverse of :meth:`to_doc`; ValueError/KeyError/TypeError when it is not one
+        for ``digest`` in this format."""
+        if doc.get("format") != LAYER_RESULT_FORMAT or doc.get("digest") != digest:
+            raise ValueError("format or digest does not match")
+        findings = [replace(Finding.from_dict(f), status=Status()) for f in doc["findings"]]
+        problems = doc.get("problems") or []
+        error = doc.get("error")
+        if not isinstance(problems, list) or not (error is None or isinstance(error, str)):
+            raise TypeError("problems or error of the wrong type")
+        return cls(
+            digest=digest,
+            findings=findings,
+            index=LayerIndex.from_json(doc["index"]),
+            problems=[str(p) for p in problems],
+            error=error,
+            entries=int(doc["entries"]),
+            compressed_bytes=int(doc["compressed_bytes"]),
+            uncompressed_bytes=int(doc["uncompressed_bytes"]),
+            compression=str(doc["compression"]),
+            cached=cached,
+        )
+
+    def to_bytes(self) -> bytes:
+        """The one serialised form: gzip-compressed JSON of :meth:`to_doc`."""
+        return gzip.compress(json.dumps(self.to_doc()).encode(), compresslevel=5, mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, digest: str, cached: bool = False) -> LayerResult:
+        """Inverse of :meth:`to_bytes` (OSError/EOFError/ValueError/KeyError/TypeError
+        when the bytes are not a result for ``digest``)."""
+        return cls.from_doc(json.loads(gzip.decompress(data)), digest, cached)
 
 
 @dataclass
@@ -105,6 +162,7 @@ class Report:
     fail_on: Severity = Severity.HIGH
     reveal: bool = False
     suppressed: Counter[str] = field(default_factory=Counter)  # reason -> count
+    ignore_files: dict[str, int] = field(default_factory=dict)  # ignore file -> suppressed
 
     @property
     def findings(self) -> list[Finding]:

@@ -27,6 +27,7 @@ import requests
 from scanner.errors import LayerleakError, RegistryError, UsageError
 from scanner.findings import Finding
 from scanner.gate import Gate
+from scanner.ignore import summary_note
 from scanner.image import Image
 from scanner.outcome import Outcome
 from scanner.results import ImageResult, ScanProblem
@@ -101,6 +102,7 @@ class Timeline(Outcome):
     list_problems: list[ScanProblem] = field(default_factory=list)  # listing and resolving
     skipped: list[str] = field(default_factory=list)  # tags not matching --match
     reveal: bool = False
+    ignore_files: dict[str, int] = field(default_factory=dict)  # summed over releases
     kind: ClassVar[str] = "timeline"
 
     @property
@@ -152,7 +154,7 @@ class Timeline(Outcome):
             f"layerleak timeline {self.repository}: {len(self.releases)} release(s); "
             f"{len(self.exposures)} finding fingerprint(s), {len(still)} still in the newest; "
             f"gating {len(gate.failing(self.newest_findings))} ({gate.describe()}); "
-            f"errors={len(self.all_problems())} ({state})"
+            f"errors={len(self.all_problems())} ({state})" + summary_note(self.ignore_files)
         )
 
 
@@ -375,6 +377,7 @@ def exposures(scans: Sequence[ReleaseScan]) -> list[Exposure]:
 
 LoadImage = Callable[[str], Image]
 ScanRef = Callable[[str], ImageResult]
+ScanRefs = Callable[[list[str]], list[ImageResult]]
 
 
 def build_timeline(
@@ -387,12 +390,15 @@ def build_timeline(
     reveal: bool = False,
     last: int | None = None,
     notify: Callable[[str], None] | None = None,
+    scan_many: ScanRefs | None = None,
 ) -> Timeline:
     """Resolve, order and scan the matching tags of ``repository`` (``host/name``).
 
     ``load(ref)`` reads an image's manifests and configs (for its digest and creation
     time); ``scan(ref)`` scans it. A tag that cannot be loaded is a problem in the
     timeline, and makes it incomplete. ``last``: scan only the newest N releases.
+    ``scan_many(refs)``, when given, scans every release at once (their layers fanned
+    out together) instead of one ``scan(ref)`` after another.
     """
     matching, skipped = match_tags(tags, patterns)
     problems: list[ScanProblem] = []
@@ -413,6 +419,12 @@ def build_timeline(
     if last is not None and last > 0:
         ordered = ordered[-last:]
     scans: list[ReleaseScan] = []
+    if scan_many is not None and ordered:
+        if notify:
+            notify(f"layerleak timeline: scanning {len(ordered)} release(s) of {repository}")
+        results = scan_many([r.ref for r in ordered])
+        scans = [ReleaseScan(r, result) for r, result in zip(ordered, results, strict=True)]
+        ordered = []
     for n, release in enumerate(ordered, 1):
         if notify:
             notify(f"layerleak timeline: scanning {release.tag} ({n}/{len(ordered)})")

@@ -7,7 +7,7 @@
 # what needs the missing binaries.
 set -u
 
-PACKAGES=(docker.io docker-registry buildah debootstrap chromium)
+PACKAGES=(docker.io docker-registry buildah debootstrap chromium redis-server)
 log() { echo "system-deps: $*" >&2; }
 
 missing=()
@@ -82,7 +82,7 @@ fi
 # In case a start slipped through (e.g. systemd socket activation), stop what the install
 # started; our tests run their own private dockerd.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl stop docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+    systemctl stop docker.service docker.socket containerd.service redis-server.service >/dev/null 2>&1 || true
 fi
 log "installed ${missing[*]}"
 exit 0

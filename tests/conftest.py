@@ -7,7 +7,9 @@ import pytest
 
 from fixtures.catalog import build_all
 
-pytest_plugins = ["tests.infra.plugin"]
+pytest_plugins = ["tests.infra.plugin", "tests.infra.cluster_plugin"]
+
+TEST_FINGERPRINT_KEY = b"layerleak-test-suite-fingerprint-key"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -15,6 +17,9 @@ def _private_layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     """The CLI's layer cache goes to a temporary directory, never the user's."""
     mp = pytest.MonkeyPatch()
     mp.setenv("LAYERLEAK_CACHE_DIR", str(tmp_path_factory.mktemp("layer-cache")))
+    # one fingerprint key for the whole suite, never the user's own key file
+    mp.setenv("LAYERLEAK_FINGERPRINT_KEY", TEST_FINGERPRINT_KEY.decode())
+    mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
     yield
     mp.undo()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from scanner.detection import Detection, is_sensitive_name
-from scanner.findings import Category, Finding, Location, Severity, hash_secret, redact
+from scanner.findings import Category, Finding, Location, Severity, redact
 from scanner.secrets.noise import placeholder_reason
 
 
@@ -31,7 +31,7 @@ def assignment_findings(
     for match in detection.scan_text(f"{name}={value}"):
         if match.end <= len(name.encode("utf-8", "surrogateescape")):
             continue  # the match lies in the name, not the value
-        key = hash_secret(match.secret)
+        key = detection.hash(match.secret)
         if key in seen:
             continue
         seen.add(key)
@@ -50,7 +50,7 @@ def assignment_findings(
             category=Category.SECRET,
             location=location(field),
             match=f"{name}={redact(bare)}",
-            secret_hash=hash_secret(bare),
+            secret_hash=detection.hash(bare),
             description=(
                 f"The {what.lower()} is stored in the image and readable by anyone who can pull "
                 "it. Use build secrets (RUN --mount=type=secret) or runtime secrets "

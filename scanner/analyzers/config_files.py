@@ -21,7 +21,7 @@ import yaml
 
 from scanner.analyzers.interface import LayerContext
 from scanner.detection import Detection, is_sensitive_name
-from scanner.findings import Category, Finding, Location, Severity, hash_secret, redact
+from scanner.findings import Category, Finding, Location, Severity, redact
 from scanner.secrets.noise import placeholder_reason
 from scanner.streams import read_up_to
 
@@ -148,7 +148,7 @@ def literal_secret_finding(
         category=Category.SECRET,
         location=location,
         match=f"{name}={redact(text)}",
-        secret_hash=hash_secret(text),
+        secret_hash=detection.hash(text),
         description=description,
         secret=text if detection.reveal else None,
         noise=noise,

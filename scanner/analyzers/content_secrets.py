@@ -74,6 +74,7 @@ from dataclasses import replace
 from typing import BinaryIO, cast
 
 from scanner.analyzers.interface import FileAnalyzer, LayerContext
+from scanner.analyzers.python_dists import PythonDists, is_metadata
 from scanner.archives import ArchiveWalk, Prefixed, Skipped, read_head, sniff
 from scanner.detection import Detection
 from scanner.findings import Category, Finding, Severity
@@ -88,6 +89,7 @@ ARCHIVE_RULE_TITLE = "Archive not fully scanned"
 NOISE_THIRD_PARTY_TESTS = "test data or documentation of an installed third-party package"
 NOISE_THIRD_PARTY = "content of an installed third-party package or language runtime"
 NOISE_DISTRO = "content of a distribution-packaged file"
+THIRD_PARTY_REASONS = frozenset({NOISE_THIRD_PARTY_TESTS, NOISE_THIRD_PARTY})
 
 # Content that ships inside third-party packages as test data or documentation:
 # real-looking keys there are nearly always fixtures. Reported as low, never dropped.
@@ -197,13 +199,20 @@ def worth_opening(path: str) -> bool:
     return third_party_noise(path) is None and not UNOPENED.search(path)
 
 
-def noise_for(path: str, rule: Rule | None) -> str | None:
-    """Why a finding of ``rule`` at ``path`` is lowered, or None (the module policy)."""
-    reason = third_party_noise(path)
+def noise_for(path: str, rule: Rule | None, *, first_party: bool = False) -> str | None:
+    """Why a finding of ``rule`` at ``path`` is lowered, or None (the module policy).
+
+    ``first_party``: the file is the image owner's own code installed into
+    ``site-packages`` (:mod:`scanner.analyzers.python_dists`), so the third-party
+    reasons do not apply; a distribution path still does.
+    """
+    reason = None if first_party else third_party_noise(path)
     if reason is not None:
         return reason
     if rule is not None and distinctive(rule):
         return None
+    if first_party:
+        return NOISE_DISTRO if DISTRO_PATH.search(path) else None
     return provenance_noise(path)
 
 
@@ -291,12 +300,32 @@ def note_problem(layer: LayerContext, path: str, skipped: Skipped) -> None:
 
 class ContentSecretsAnalyzer(FileAnalyzer):
     id = "content-secrets"
-    version = 4  # 3: findings carry their blast radius; 4: archive limits are layer problems
+    version = 5  # 3: blast radius; 4: archive limits are layer problems; 5: first-party
     needs_content = True
 
     def __init__(self, detection: Detection) -> None:
         super().__init__(detection)
         self._glued = GluedTokens(detection.signatures)
+        self._dists = PythonDists()
+
+    def finish(self, findings: list[Finding]) -> list[Finding]:
+        """Findings lowered as third-party content that turned out to be first-party
+        (the layer's dist-info says so) get their severity back."""
+        dists, self._dists = self._dists, PythonDists()
+        return [self._first_party(f, dists) for f in findings]
+
+    def _first_party(self, finding: Finding, dists: PythonDists) -> Finding:
+        path = finding.location.path
+        if finding.noise not in THIRD_PARTY_REASONS or path is None:
+            return finding
+        if not dists.first_party(path):
+            return finding
+        rule = self.detection.signatures.get(finding.rule_id)
+        if rule is None:
+            return finding
+        noise = noise_for(path, rule if isinstance(rule, Rule) else None, first_party=True)
+        severity = min(rule.severity, Severity.LOW) if noise else rule.severity
+        return replace(finding, severity=Severity(severity), noise=noise)
 
     def required(self, info: FileInfo) -> bool:
         return info.kind is EntryKind.FILE and info.size > 0
@@ -310,6 +339,8 @@ class ContentSecretsAnalyzer(FileAnalyzer):
             # Most files are small: read them whole and, unless they are archives, scan
             # the bytes directly, without the stream wrappers archives and windows need.
             data = content.read()
+            if is_metadata(info.path):
+                self._dists.note(info.path, data)
             if sniff(data[:512]) is None:
                 return self._file_findings(info.path, data, layer)
             content = cast(BinaryIO, io.BytesIO(data))

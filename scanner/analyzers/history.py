@@ -9,13 +9,16 @@ ones, ``--build-arg`` values included. ARG and ENV steps appear as ``ARG K=V`` /
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from scanner.analyzers.assignments import assignment_findings
 from scanner.analyzers.interface import ImageAnalyzer, ImageContext
-from scanner.findings import Category, Finding, Location, LocationKind, Severity, hash_secret
+from scanner.detection import Detection
+from scanner.findings import Category, Finding, Location, LocationKind, Severity
 from scanner.image import HistoryStep, Image, PlatformImage
 
 NOP = re.compile(r"^/bin/(?:ba)?sh -c #\(nop\)\s+")
@@ -28,12 +31,34 @@ SHELL_START = re.compile(
     r" (?=(?:/[\w.-]+)*/?(?:ba|da|z|k|a)?sh(?: -{1,2}[\w-]+(?: [\w-]+)?)*? -c |\[\")"
 )
 INSTRUCTION = re.compile(r"^(ARG|ENV|LABEL)\s+(.*)$", re.S)
-ADD_URL = re.compile(r"(?:^|\s)ADD\s+(?:--\S+\s+)*(?P<url>https?://\S+)", re.I)
-PIPE_TO_SHELL = re.compile(
-    r"\b(?:curl|wget|fetch)\b[^|;&\n]*\|\s*(?:sudo\s+(?:-\S+\s+)*)?"
-    r"(?:env\s+\S+=\S+\s+)*(?:ba|z|da|k)?sh\b|"
-    r"\b(?:curl|wget)\b[^|;&\n]*\|\s*(?:sudo\s+)?python[0-9.]*\b"
+ADD_URL = re.compile(r"(?:^|\s)ADD\s+(?:--\S{1,256}\s+){0,8}(?P<url>https?://\S+)", re.I)
+# ``curl ... | sh``, matched per shell piece so that hostile steps (a megabyte of
+# ``curl curl curl``) cost linear time: a piece naming a downloader, then a pipe, then
+# a piece starting with a shell (or python, after curl or wget).
+_PIECE = re.compile(r"([^|;&\n]*)([|;&\n]?)")
+_DOWNLOADER = re.compile(r"\b(?:curl|wget|fetch)\b")
+_SHELL_AFTER = re.compile(
+    r"\s*(?:sudo\s+(?:-\S{1,64}\s+){0,8})?(?:env\s+(?:\S{1,256}=\S{1,256}\s+){0,16})?"
+    r"(?:ba|z|da|k)?sh\b"
 )
+_PYTHON_AFTER = re.compile(r"\s*(?:sudo\s+)?python[0-9.]*\b")
+
+
+def pipe_to_shell(command: str) -> str | None:
+    """The ``curl ... | sh`` part of a command, or None."""
+    pieces = [(m.start(1), m.group(1), m.group(2)) for m in _PIECE.finditer(command) if m.group(0)]
+    for (start, text, sep), (next_start, next_text, _) in itertools.pairwise(pieces):
+        if sep != "|":
+            continue
+        downloader = _DOWNLOADER.search(text)
+        if downloader is None:
+            continue
+        shell = _SHELL_AFTER.match(next_text)
+        if shell is None and downloader.group(0) != "fetch":
+            shell = _PYTHON_AFTER.match(next_text)
+        if shell is not None:
+            return command[start + downloader.start() : next_start + shell.end()]
+    return None
 
 
 def parse_build_args(created_by: str) -> tuple[list[tuple[str, str]], str]:
@@ -144,45 +169,18 @@ class HistoryAnalyzer(ImageAnalyzer):
         text = step.created_by
         if not text:
             return []
-        shown = self.detection.redact_text(text)
 
         def where(field: str) -> Location:
-            return self._location(platform, step, shown, f"history[{step.index}] {field}")
+            return self._location(platform, step, "", f"history[{step.index}] {field}")
 
-        found: list[Finding] = []
-        args, command = parse_build_args(text)
-        for name, value in args:
-            found += assignment_findings(
-                self.detection,
-                name,
-                value,
-                where,
-                rule_id="build-arg-secret",
-                what="Build argument",
-            )
-        instruction = parse_instruction(text)
-        if instruction:
-            kind, pairs = instruction
-            label = {"ARG": "ARG default", "ENV": "ENV step", "LABEL": "LABEL step"}[kind]
-            for name, value in pairs:
-                found += assignment_findings(
-                    self.detection,
-                    name,
-                    value,
-                    where,
-                    rule_id=f"{kind.lower()}-step-secret",
-                    what=label,
-                )
-        # Secrets written straight into commands (echo ghp_... > ~/.netrc, ...).
-        known = {f.secret_hash for f in found}
-        for match in self.detection.scan_text(command):
-            if hash_secret(match.secret) not in known:
-                known.add(hash_secret(match.secret))
-                found.append(self.detection.finding(match, where("command")))
-        found += self._supply_chain(command, where)
-        return found
+        found, values = step_findings(self.detection, text, where)
+        shown = self.detection.redact_text(text, also=values)
+        return [replace(f, location=replace(f.location, created_by=shown)) for f in found]
 
-    def _supply_chain(self, command: str, where: Callable[[str], Location]) -> list[Finding]:
+    @staticmethod
+    def _supply_chain(
+        detection: Detection, command: str, where: Callable[[str], Location]
+    ) -> list[Finding]:
         found = []
         add = ADD_URL.search(command)
         if add and "--checksum=" not in command:
@@ -193,14 +191,14 @@ class HistoryAnalyzer(ImageAnalyzer):
                     severity=Severity.MEDIUM,
                     category=Category.SUPPLY_CHAIN,
                     location=where("ADD"),
-                    match=add.group("url")[:200],
+                    match=detection.redact_text(add.group("url"))[:200],
                     description=(
                         "The file can change between builds with nothing noticing. Download "
                         "with a pinned checksum (ADD --checksum=sha256:...) or vendor it."
                     ),
                 )
             )
-        pipe = PIPE_TO_SHELL.search(command)
+        pipe = pipe_to_shell(command)
         if pipe:
             found.append(
                 Finding(
@@ -209,7 +207,7 @@ class HistoryAnalyzer(ImageAnalyzer):
                     severity=Severity.MEDIUM,
                     category=Category.SUPPLY_CHAIN,
                     location=where("RUN"),
-                    match=self.detection.redact_text(pipe.group(0))[:200],
+                    match=detection.redact_text(pipe)[:200],
                     description=(
                         "Whatever the server returns at build time is executed unverified. "
                         "Download to a file, verify its checksum or signature, then run it."
@@ -217,3 +215,46 @@ class HistoryAnalyzer(ImageAnalyzer):
                 )
             )
         return found
+
+
+def step_findings(
+    detection: Detection, text: str, where: Callable[[str], Location]
+) -> tuple[list[Finding], list[str]]:
+    """The findings of one build step, and the raw values they were made from.
+
+    The values go to :meth:`Detection.redact_text` for the step's display text, so a
+    value that a finding redacts (a build argument with spaces, a secret a rule
+    matched) is never shown in full in the step itself.
+    """
+    found: list[Finding] = []
+    values: list[str] = []
+    args, command = parse_build_args(text)
+    assignments = [("build-arg-secret", "Build argument", name, value) for name, value in args]
+    instruction = parse_instruction(text)
+    if instruction:
+        kind, pairs = instruction
+        label = {"ARG": "ARG default", "ENV": "ENV step", "LABEL": "LABEL step"}[kind]
+        assignments += [(f"{kind.lower()}-step-secret", label, n, v) for n, v in pairs]
+    for rule_id, what, name, value in assignments:
+        made = assignment_findings(detection, name, value, where, rule_id=rule_id, what=what)
+        if made:
+            values.append(value.strip().strip("\"'"))
+        found += made
+    # Secrets written straight into commands (echo ghp_... > ~/.netrc, ...).
+    known = {f.secret_hash for f in found}
+    for match in detection.scan_text(command):
+        values.append(match.secret)
+        if detection.hash(match.secret) not in known:
+            known.add(detection.hash(match.secret))
+            found.append(detection.finding(match, where("command")))
+    found += HistoryAnalyzer._supply_chain(detection, command, where)
+    return found, values
+
+
+def redact_step(detection: Detection, text: str | None) -> str | None:
+    """A build step as shown anywhere (layer lines, locations): redacted at least as
+    strongly as the findings made from it."""
+    if not text:
+        return text
+    _, values = step_findings(detection, text, lambda field: Location(LocationKind.HISTORY))
+    return detection.redact_text(text, also=values)

@@ -77,6 +77,11 @@ class FileAnalyzer(ABC):
     ) -> Iterable[Finding]:
         """Findings for one entry; ``content`` is set only for analyzers that need it."""
 
+    def finish(self, findings: list[Finding]) -> list[Finding]:
+        """After the layer's last entry: the layer's findings (all analyzers'), revised
+        with what only the whole layer tells. Default: unchanged."""
+        return findings
+
 
 class ImageAnalyzer(ABC):
     id: ClassVar[str]

@@ -11,6 +11,8 @@ Nothing here imports :mod:`scanner.cli` (it imports these modules).
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,9 +28,12 @@ from scanner.errors import LayerleakError, UsageError
 from scanner.findings import Category, Severity
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE, Gate
 from scanner.image import Platform
+from scanner.keys import load_key
 from scanner.outcome import Outcome
 from scanner.report.registry import render
+from scanner.report.terminal import safe
 from scanner.results import Report
+from scanner.runners import ClusterOptions
 from scanner.scan import Scanner, ScanOptions
 from scanner.sources.interface import SourceOptions
 from scanner.triage import Triage
@@ -151,12 +156,83 @@ def scan_options(f: F) -> F:
             "Default: the user cache directory.",
         ),
         click.option(
+            "--fingerprint-key-file",
+            "fingerprint_key_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            envvar="LAYERLEAK_FINGERPRINT_KEY_FILE",
+            help="Key of secret hashes and fingerprints, shared by a team so baselines and "
+            "ignore files match (env LAYERLEAK_FINGERPRINT_KEY_FILE, or the key itself in "
+            "LAYERLEAK_FINGERPRINT_KEY). Default: one per user, created on first use.",
+        ),
+        click.option(
             "--archive-limit",
             "archive_limit_values",
             multiple=True,
             metavar="NAME=SIZE",
             help="Change a nested-archive budget, e.g. layer-budget=4G, image-members=5000000 "
             "(repeatable; names and defaults in the README's Security model).",
+        ),
+        cluster_options,
+    )(f)
+
+
+def cluster_options(f: F) -> F:
+    """``--cluster`` and its TLS options, ``--cache-backend``, ``--cache-expiry``."""
+    return _stack(
+        click.option(
+            "--cluster",
+            metavar="ADDRESS",
+            envvar="LAYERLEAK_CLUSTER",
+            default=None,
+            help="Scan layers on a Dask cluster (env LAYERLEAK_CLUSTER): tcp://HOST:8786 or "
+            "tls://HOST:8786 (a running scheduler), or local:N (N local worker processes). "
+            "Needs `pip install 'layerleak[cluster]'`. Registry layers are pulled by the "
+            "workers, with the registry credential sent along with each task.",
+        ),
+        click.option(
+            "--allow-insecure-cluster",
+            is_flag=True,
+            help="Send tasks carrying registry credentials (or revealed secrets) to a "
+            "scheduler over plain tcp on another host. Default: refused.",
+        ),
+        click.option(
+            "--shared-path",
+            is_flag=True,
+            help="The cluster's workers see the same paths as this machine: they also scan "
+            "layers of OCI layouts, archives and daemon exports. Default: the client does.",
+        ),
+        click.option(
+            "--cluster-tls-ca",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="CA certificate for a tls:// scheduler (else Dask's configuration).",
+        ),
+        click.option(
+            "--cluster-tls-cert",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Client certificate for a tls:// scheduler.",
+        ),
+        click.option(
+            "--cluster-tls-key",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Client private key for a tls:// scheduler.",
+        ),
+        click.option(
+            "--cache-backend",
+            metavar="URL",
+            envvar="LAYERLEAK_CACHE_BACKEND",
+            default=None,
+            help="Layer cache (env LAYERLEAK_CACHE_BACKEND): redis://[:PASSWORD@]HOST:6379/0, "
+            "rediss://... (TLS; password also from LAYERLEAK_REDIS_PASSWORD), file://PATH. "
+            "Default: the cache directory.",
+        ),
+        click.option(
+            "--cache-expiry",
+            type=click.IntRange(min=0),
+            default=30 * 24 * 3600,
+            show_default=True,
+            metavar="SECONDS",
+            help="Forget cache entries older than this (0: never).",
         ),
     )(f)
 
@@ -238,10 +314,20 @@ def build_scan_options(
     jobs: int = 0,
     no_cache: bool = False,
     cache_dir: Path | None = None,
+    fingerprint_key_file: Path | None = None,
+    cache_backend: str | None = None,
+    cache_expiry: float = 30 * 24 * 3600,
+    cluster: ClusterOptions | None = None,
     deadline: float | None = None,
     timeout: float = 30.0,
     archive_limit_values: Sequence[str] = (),
 ) -> ScanOptions:
+    key = None
+    if fingerprint_key_file is not None:
+        try:
+            key = load_key(fingerprint_key_file)
+        except LayerleakError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fingerprint-key-file") from None
     return ScanOptions(
         source=SourceOptions(
             platforms=parse_platforms(platform_values),
@@ -258,7 +344,11 @@ def build_scan_options(
         jobs=jobs,
         use_cache=not no_cache,
         cache_dir=cache_dir,
+        fingerprint_key=key,
         archive_limits=parse_archive_limits(archive_limit_values),
+        cache_backend=cache_backend,
+        cache_expiry=cache_expiry,
+        cluster=cluster,
     )
 
 
@@ -285,9 +375,18 @@ SCAN_ARGS = (
     "jobs",
     "no_cache",
     "cache_dir",
+    "fingerprint_key_file",
     "deadline",
     "timeout",
     "archive_limit_values",
+    "cluster",
+    "allow_insecure_cluster",
+    "shared_path",
+    "cluster_tls_ca",
+    "cluster_tls_cert",
+    "cluster_tls_key",
+    "cache_backend",
+    "cache_expiry",
 )
 
 
@@ -305,9 +404,31 @@ def options_from_cli(args: Mapping[str, Any], fail_on: Severity) -> ScanOptions:
         jobs=int(args.get("jobs") or 0),
         no_cache=bool(args.get("no_cache")),
         cache_dir=args.get("cache_dir"),
+        fingerprint_key_file=args.get("fingerprint_key_file"),
         deadline=args.get("deadline"),
         timeout=float(args.get("timeout") or 30.0),
         archive_limit_values=args.get("archive_limit_values", ()),
+        cache_backend=args.get("cache_backend") or None,
+        cache_expiry=float(args.get("cache_expiry", 30 * 24 * 3600)),
+        cluster=cluster_from_cli(args),
+    )
+
+
+def cluster_from_cli(args: Mapping[str, Any]) -> ClusterOptions | None:
+    """The --cluster options of a command line (None without --cluster)."""
+    address = str(args.get("cluster") or "").strip()
+    if not address:
+        for flag in ("allow_insecure_cluster", "shared_path"):
+            if args.get(flag):
+                raise click.UsageError(f"--{flag.replace('_', '-')} needs --cluster")
+        return None
+    return ClusterOptions(
+        address=address,
+        allow_insecure=bool(args.get("allow_insecure_cluster")),
+        shared_path=bool(args.get("shared_path")),
+        tls_ca=args.get("cluster_tls_ca"),
+        tls_cert=args.get("cluster_tls_cert"),
+        tls_key=args.get("cluster_tls_key"),
     )
 
 
@@ -320,9 +441,21 @@ def make_scanner(options: ScanOptions, **kwargs: Any) -> Scanner:
 # -- errors: the one place they become messages and exit codes ------------------------
 
 
+def warn_notes(scanner: Scanner) -> None:
+    """What the scanner wants the user to know (a cache it stopped using...), on stderr."""
+    for note in scanner.notes:
+        click.echo(f"layerleak: warning: {note}", err=True)
+
+
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"layerleak: error: {message}", err=True)
+    say(f"layerleak: error: {message}")
     sys.exit(code)
+
+
+def say(message: str) -> None:
+    """One line on standard error, control characters from image or registry text
+    shown as escapes."""
+    click.echo(safe(message), err=True)
 
 
 def error_exit_code(exc: LayerleakError, default: int) -> int:
@@ -354,11 +487,13 @@ def deliver(
     """Render ``outcome`` (``--format``, ``-o``), print its problems and summary line
     on standard error (the line unless ``--quiet``) and exit with its code."""
     name, color = pick_format(fmt, output)
-    emit(render(outcome, name, gate, color), output)
+    # a report holding revealed secrets is written readable by its owner only
+    private = any(f.secret for image in outcome.images for f in image.findings)
+    emit(render(outcome, name, gate, color), output, private)
     for line in outcome.problem_lines():
-        click.echo(line, err=True)
+        say(line)
     if not quiet:
-        click.echo(outcome.summary_line(gate), err=True)
+        say(outcome.summary_line(gate))
     sys.exit(outcome.exit_code(gate))
 
 
@@ -368,14 +503,24 @@ def pick_format(fmt: str | None, output: Path | None) -> tuple[str, bool]:
     return fmt or ("table" if to_terminal else "json"), to_terminal
 
 
-def emit(text: str, output: Path | None) -> None:
+def emit(text: str, output: Path | None, private: bool = False) -> None:
+    """The report on standard output or in ``output``; a ``private`` report (one with
+    revealed secrets) is written readable by its owner only (0600)."""
     if output is None:
         click.echo(text, nl=False)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_report(output, text, private)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INCOMPLETE)
+
+
+def write_report(path: Path, text: str, private: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        if private and stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode unless told otherwise
+        f.write(text)
 
 
 # -- triage: ignore file, baseline, live verification (policy in scanner.triage) -------
@@ -448,4 +593,4 @@ def finish_and_warn(
         if seen is None or warning not in seen:
             if seen is not None:
                 seen.add(warning)
-            click.echo(f"layerleak: warning: {warning}", err=True)
+            say(f"layerleak: warning: {warning}")

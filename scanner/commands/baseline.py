@@ -19,6 +19,7 @@ from scanner.commands import (
     ignore_file_option,
     make_scanner,
     options_from_cli,
+    say,
     scan_options,
     triage_from_cli,
 )
@@ -46,11 +47,11 @@ def baseline_command(ctx: click.Context, **args: Any) -> None:
     with scanner:
         report = scanner.scan_all(list(args["sources"]))
     for warning in triage.apply(report, reveal=False):
-        click.echo(f"layerleak: warning: {warning}", err=True)
+        say(f"layerleak: warning: {warning}")
     with exit_on_error(EXIT_USAGE):
         count = write_baseline(args["output"], report.findings, list(args["sources"]))
     for problem in report.problems:
-        click.echo(f"layerleak: error: {problem.message}", err=True)
+        say(f"layerleak: error: {problem.message}")
     click.echo(
         f"layerleak: wrote {count} fingerprint(s) to {args['output']}"
         + ("" if report.complete else " (scan INCOMPLETE: the baseline may miss findings)"),

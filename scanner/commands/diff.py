@@ -18,6 +18,7 @@ from scanner.commands import (
     scan_options,
     triage_and_options,
     triage_options,
+    warn_notes,
 )
 from scanner.diff import diff_reports
 from scanner.report.registry import formats
@@ -59,8 +60,10 @@ def diff_command(
     options = options_from_cli(scan_args, gate.fail_on)
     triage, options, reveal = triage_and_options(scan_args, options)
     with make_scanner(options) as scanner:
-        old_report = Report([scanner.scan(old)], fail_on=gate.fail_on, reveal=reveal)
-        new_report = Report([scanner.scan(new)], fail_on=gate.fail_on, reveal=reveal)
+        old_result, new_result = scanner.scan_many([old, new])  # layers fanned out together
+        old_report = Report([old_result], fail_on=gate.fail_on, reveal=reveal)
+        new_report = Report([new_result], fail_on=gate.fail_on, reveal=reveal)
+    warn_notes(scanner)
     seen: set[str] = set()
     for report in (old_report, new_report):
         finish_and_warn(report, triage, reveal, seen)

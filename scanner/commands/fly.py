@@ -11,6 +11,7 @@ import click
 
 from scanner.commands import (
     deliver,
+    emit,
     exit_on_error,
     finish_and_warn,
     gate_options,
@@ -18,9 +19,12 @@ from scanner.commands import (
     make_scanner,
     options_from_cli,
     output_options,
+    pick_format,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
+    warn_notes,
 )
 from scanner.fly import is_fly_registry, scan_app
 from scanner.fly.machines import (
@@ -30,6 +34,7 @@ from scanner.fly.machines import (
     DeployedImage,
     MachinesClient,
 )
+from scanner.fly.org import org_summary_line, render_org, scan_org
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
 from scanner.report.registry import formats
 from scanner.results import ImageResult
@@ -46,7 +51,13 @@ not be fully scanned.
 
 
 @click.command("fly", epilog=EPILOG)
-@click.argument("app")
+@click.argument("app", required=False)
+@click.option(
+    "--org",
+    metavar="SLUG",
+    help="Scan every app of this Fly.io organization instead of one APP: apps from "
+    "GET /v1/apps?org_slug=SLUG, images deduplicated across apps, one section per app.",
+)
 @click.option(
     "--token",
     envvar=list(TOKEN_ENV),
@@ -74,7 +85,8 @@ not be fully scanned.
 @gate_options
 @output_options(formats("fly"))
 def fly_command(
-    app: str,
+    app: str | None,
+    org: str | None,
     token: str | None,
     token_stdin: bool,
     api_url: str,
@@ -92,6 +104,8 @@ def fly_command(
     deduplicated by digest and each is scanned once from its registry. The report
     says, per image, which Machines, process groups and regions run it.
     """
+    if (app is None) == (org is None):
+        raise click.UsageError("give an APP or --org SLUG (not both)")
     gate = make_gate(fail_on, fail_on_category, exit_zero)
     if token_stdin:
         if scan_args.get("password_stdin"):
@@ -108,9 +122,7 @@ def fly_command(
         )
     triage, options, reveal = triage_and_options(scan_args, options)
     with exit_on_error(EXIT_USAGE):
-        client = MachinesClient(
-            token, api_url, notify=None if quiet else lambda m: click.echo(m, err=True)
-        )
+        client = MachinesClient(token, api_url, notify=None if quiet else say)
     scanners: dict[str, Scanner] = {}  # made on first use: not at all when the API fails
 
     def scanner_for(image: DeployedImage) -> Scanner:
@@ -127,22 +139,65 @@ def fly_command(
                     password=token.strip(),
                     insecure=False,
                 )
-                scanners["fly"] = Scanner(
-                    replace(options, source=source), detection=scanners["default"].detection
-                )
+                scanners["fly"] = scanners["default"].sibling(source)
         return scanners[key]
+
+    def scan_images(images: list[DeployedImage]) -> dict[str, ImageResult]:
+        """Every distinct image of a sweep, fanned out together per credential."""
+        groups: dict[int, tuple[Scanner, list[DeployedImage]]] = {}
+        for image in images:
+            scanner = scanner_for(image)
+            groups.setdefault(id(scanner), (scanner, []))[1].append(image)
+        results: dict[str, ImageResult] = {}
+        for scanner, group in groups.values():
+            if not quiet:
+                click.echo(f"layerleak fly: scanning {len(group)} image(s)", err=True)
+            for image, result in zip(group, scanner.scan_many([i.ref for i in group]), strict=True):
+                results[image.ref] = result
+        return results
+
+    if org is not None:
+        try:
+            with exit_on_error(EXIT_INCOMPLETE):
+                swept = scan_org(org, client, scan_images, fail_on=gate.fail_on, reveal=reveal)
+        finally:
+            client.close()
+            for scanner in scanners.values():
+                scanner.close()
+        if "default" in scanners:
+            warn_notes(scanners["default"])
+        finish_and_warn(swept.report, triage, reveal)
+        name, color = pick_format(fmt, output)
+        emit(render_org(swept, name, color), output)
+        for message in swept.errors:
+            click.echo(f"layerleak: error: {message}", err=True)
+        for problem in swept.report.problems:
+            click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
+        if not quiet:
+            click.echo(org_summary_line(swept), err=True)
+        sys.exit(gate.fly_exit_code(swept.report, swept.api_complete))
+    assert app is not None
 
     def scan_one(image: DeployedImage) -> ImageResult:
         if not quiet:
-            click.echo(f"layerleak fly: scanning {image.display}", err=True)
+            say(f"layerleak fly: scanning {image.display}")
         return scanner_for(image).scan(image.ref)
 
     try:
         with exit_on_error(EXIT_INCOMPLETE):
-            result = scan_app(app, client, scan_one, fail_on=gate.fail_on, reveal=reveal)
+            result = scan_app(
+                app,
+                client,
+                scan_one,
+                fail_on=gate.fail_on,
+                reveal=reveal,
+                scan_images=scan_images,
+            )
     finally:
         client.close()
         for scanner in scanners.values():
             scanner.close()
+    if "default" in scanners:
+        warn_notes(scanners["default"])
     finish_and_warn(result.report, triage, reveal)
     deliver(result, gate, fmt, output, quiet)

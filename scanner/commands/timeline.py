@@ -17,9 +17,11 @@ from scanner.commands import (
     make_scanner,
     options_from_cli,
     output_options,
+    say,
     scan_options,
     triage_and_options,
     triage_options,
+    warn_notes,
 )
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
 from scanner.image import Image
@@ -108,12 +110,19 @@ def timeline_command(
 
     triage, options, reveal = triage_and_options(scan_args, options)
     warned: set[str] = set()
+    ignored: dict[str, int] = {}  # ignore-file counts summed over the releases
 
-    def scan_release(ref: str) -> ImageResult:
-        """One release, with the ignore file, baseline and --verify applied."""
-        report = Report([scanner.scan(ref)], fail_on=gate.fail_on, reveal=reveal)
-        finish_and_warn(report, triage, reveal, warned)
-        return report.images[0]
+    def scan_releases(refs: list[str]) -> list[ImageResult]:
+        """Releases (their layers fanned out together), each with the ignore file,
+        baseline and --verify applied."""
+        out = []
+        for result in scanner.scan_many(refs):
+            report = Report([result], fail_on=gate.fail_on, reveal=reveal)
+            finish_and_warn(report, triage, reveal, warned)
+            for file, n in report.ignore_files.items():
+                ignored[file] = ignored.get(file, 0) + n
+            out.append(report.images[0])
+        return out
 
     with make_scanner(options) as scanner:
         timeline = build_timeline(
@@ -121,11 +130,13 @@ def timeline_command(
             tags,
             patterns,
             load,
-            scan_release,
+            lambda ref: scan_releases([ref])[0],
             reveal=reveal,
             last=last,
-            notify=None if quiet else lambda m: click.echo(m, err=True),
+            notify=None if quiet else say,
+            scan_many=scan_releases,
         )
+    warn_notes(scanner)
     timeline.list_problems[:0] = [ScanProblem(name, None, None, m) for m in list_problems]
     if not timeline.releases and not timeline.list_problems:
         fail(
@@ -133,4 +144,5 @@ def timeline_command(
             f"{', '.join(tags[:3])})",
             EXIT_USAGE,
         )
+    timeline.ignore_files = ignored
     deliver(timeline, gate, fmt, output, quiet)

@@ -24,6 +24,7 @@ from scanner.fly.machines import (
     deployed_images,
 )
 from scanner.gate import Gate
+from scanner.ignore import summary_note
 from scanner.outcome import Outcome
 from scanner.report.interface import summary
 from scanner.results import ImageResult, Report, ScanProblem
@@ -31,6 +32,7 @@ from scanner.results import ImageResult, Report, ScanProblem
 __all__ = ["FlyScan", "scan_app"]
 
 ScanOne = Callable[[DeployedImage], ImageResult]
+ScanImages = Callable[[list[DeployedImage]], dict[str, ImageResult]]
 
 
 @dataclass
@@ -62,6 +64,7 @@ class FlyScan(Outcome):
             f"layerleak fly {self.app}: {len(self.machines)} machine(s), {s['images']} "
             f"image(s), {s['platforms']} platform(s), {s['layers']} layer(s); findings "
             f"{counts}; suppressed={s['suppressed']}; errors={s['problems']} ({state})"
+            + summary_note(self.report)
         )
 
     def image_of(self, result_name: str) -> DeployedImage | None:
@@ -100,13 +103,19 @@ def scan_app(
     *,
     fail_on: Severity = Severity.HIGH,
     reveal: bool = False,
+    scan_images: ScanImages | None = None,
 ) -> FlyScan:
-    """List the app's Machines, scan each distinct image once (FlyError on API errors)."""
+    """List the app's Machines, scan each distinct image once (FlyError on API errors).
+
+    ``scan_images``, when given, scans them all at once (layers fanned out together)."""
     machines = client.machines(app)
     images = deployed_images(machines)
     results: dict[str, ImageResult] = {}
+    if scan_images is not None:
+        results = scan_images(images)
     for image in images:
-        results[image.ref] = scan_one(image)
+        if image.ref not in results:
+            results[image.ref] = scan_one(image)
     report = Report(images=[results[i.ref] for i in images], fail_on=fail_on, reveal=reveal)
     return FlyScan(app, client.base_url, machines, images, report, results)
 

@@ -37,6 +37,7 @@ REGISTRY_ALIASES = {"docker-hub-mirror.fly.io": "docker.io"}
 MAX_RETRIES = 3  # extra attempts after a 429 or 5xx
 MAX_WAIT = 60.0  # seconds: a longer Retry-After is not waited for
 GONE_STATES = frozenset({"destroyed", "destroying"})
+MAX_APP_PAGES = 1000  # pages of an organisation's app list
 
 
 class FlyError(LayerleakError):
@@ -366,6 +367,72 @@ class MachinesClient:
                 "of Machines; check --api-url"
             )
         return [m for m in data if isinstance(m, dict)]
+
+    def list_apps(self, org: str) -> list[dict[str, Any]]:
+        """The apps of organisation ``org`` (``GET /v1/apps?org_slug=ORG``), every page.
+
+        The answer is ``{"total_apps": N, "apps": [{"id", "name", "machine_count",
+        "network"}, ...]}``; when it also holds a ``next_cursor``, the next page is asked
+        for with ``&cursor=...`` (bounded: :data:`MAX_APP_PAGES` pages, no cursor twice).
+        """
+        if not org or "/" in org or "?" in org or "&" in org:
+            raise FlyUsageError(f"{org!r} is not a Fly organization slug (see `fly orgs list`)")
+        what = f"organization {org!r}"
+        apps: list[dict[str, Any]] = []
+        names: set[str] = set()
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        for _ in range(MAX_APP_PAGES):
+            query = f"org_slug={quote(org, safe='')}"
+            if cursor:
+                query += f"&cursor={quote(cursor, safe='')}"
+            response = self._get(f"/v1/apps?{query}", what)
+            data = self._json_or_raise(response, what, org)
+            page = data.get("apps") if isinstance(data, dict) else None
+            if not isinstance(page, list):
+                raise FlyError(
+                    f"unexpected answer from the Fly Machines API for {what}: expected "
+                    "{'apps': [...]}; check --api-url"
+                )
+            for app in page:
+                name = app.get("name") if isinstance(app, dict) else None
+                if isinstance(name, str) and name and name not in names:
+                    names.add(name)
+                    apps.append(app)
+            nxt = data.get("next_cursor") if isinstance(data, dict) else None
+            if not isinstance(nxt, str) or not nxt or nxt in seen_cursors:
+                return apps
+            seen_cursors.add(nxt)
+            cursor = nxt
+        raise FlyError(f"the Fly Machines API gave more than {MAX_APP_PAGES} pages for {what}")
+
+    def _json_or_raise(self, response: requests.Response, what: str, org: str) -> Any:
+        status = response.status_code
+        detail = self.scrub(_error_detail(response))
+        if status == 401:
+            raise FlyAuthError(
+                f"the Fly Machines API refused the token for {what} (401 Unauthorized"
+                f"{detail}): it is invalid, expired or revoked; create one with "
+                f"`fly tokens create readonly -o {org}`"
+            )
+        if status == 403:
+            raise FlyAuthError(
+                f"the token may not list the apps of {what} (403 Forbidden{detail}): use a "
+                f"token of that organization (`fly tokens create readonly -o {org}`)"
+            )
+        if status == 404:
+            raise FlyError(
+                f"no Fly {what} (404 Not Found{detail}): check the slug with `fly orgs list`"
+            )
+        if status >= 400:
+            raise FlyError(f"the Fly Machines API answered HTTP {status} for {what}{detail}")
+        try:
+            return response.json()
+        except ValueError:
+            raise FlyError(
+                f"the Fly Machines API answered {what} with something that is not JSON: "
+                "check --api-url"
+            ) from None
 
     def machines(self, app: str) -> list[Machine]:
         """The app's live Machines that name an image; NoMachines when there are none."""

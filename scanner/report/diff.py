@@ -12,6 +12,7 @@ from scanner.gate import Gate
 from scanner.report.interface import summary, tool_info
 from scanner.report.markdown import findings_table, problem_lines, recoverable_callout
 from scanner.report.sarif import sarif_log
+from scanner.report.terminal import safe
 
 
 def render_json(diff: Diff, gate: Gate) -> str:
@@ -106,8 +107,8 @@ def render_table(diff: Diff, gate: Gate, color: bool = False) -> str:
         return click.style(text, **kw) if color else text
 
     reveal = diff.new.reveal
-    old_names = ", ".join(i.name for i in diff.old.images)
-    new_names = ", ".join(i.name for i in diff.new.images)
+    old_names = safe(", ".join(i.name for i in diff.old.images))
+    new_names = safe(", ".join(i.name for i in diff.new.images))
     lines = [style(f"Diff {old_names} -> {new_names}", bold=True)]
     marks = {"new": ("+", "red"), "fixed": ("-", "green"), "unchanged": ("=", "white")}
     gating = {e.fingerprint for e in diff.failing(gate)}
@@ -120,7 +121,7 @@ def render_table(diff: Diff, gate: Gate, color: bool = False) -> str:
         lines.append(style(_entry_line(e, marks, reveal, lambda t, **k: t, False), dim=True))
     for report in (diff.old, diff.new):
         for p in report.problems:
-            lines.append(style("  ERROR ", fg="red", bold=True) + f"{p.image}: {p.message}")
+            lines.append(style("  ERROR ", fg="red", bold=True) + safe(f"{p.image}: {p.message}"))
     lines.append(
         f"{len(diff.added)} new, {len(diff.fixed)} fixed, {len(diff.unchanged)} unchanged; "
         f"{len(gating)} new at or above the gate ({gate.describe()})"
@@ -148,5 +149,5 @@ def _entry_line(
     return (
         "    "
         + style(f"{mark} {f.severity.label.upper():<8}", fg=color, bold=True)
-        + f" {f.rule_id:<28} {where}  {evidence}{more}{flag}"
+        + safe(f" {f.rule_id:<28} {where}  {evidence}{more}{flag}")
     )

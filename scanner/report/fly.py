@@ -10,6 +10,7 @@ from scanner.report.json_format import document
 from scanner.report.markdown import MarkdownFormatter, code, escape
 from scanner.report.sarif import sarif_log
 from scanner.report.table import TableFormatter
+from scanner.report.terminal import safe
 
 
 def _machines_text(image: DeployedImage, limit: int = 6) -> str:
@@ -31,6 +32,7 @@ def render_table(scan: FlyScan, color: bool = False) -> str:
             f"regions: {', '.join(image.regions) or '-'}; "
             f"machines ({len(image.machines)}): {_machines_text(image)}"
         )
+    lines = [safe(line) for line in lines]  # names from the Fly API are data
     lines.append("")
     return "\n".join(lines) + "\n" + TableFormatter(color=color).render(scan.report)
 

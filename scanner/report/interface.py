@@ -34,6 +34,7 @@ def summary(report: Report) -> dict[str, Any]:
         "total": len(report.findings),
         "recoverable": sum(1 for f in report.findings if f.status.recoverable),
         "suppressed": sum(report.suppressed.values()),
+        "ignore_files": dict(report.ignore_files),
         "problems": len(report.problems),
         "complete": report.complete,
     }

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from scanner.findings import Category, Finding, LocationKind, Severity
 from scanner.report.interface import Formatter, summary
+from scanner.report.terminal import safe
 from scanner.results import ImageResult, PlatformResult, Report
 
 MAX_ROWS = 200  # findings listed in full; the rest are counted (comment size limits)
@@ -31,8 +32,9 @@ _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
 
 
 def escape(text: str | None) -> str:
-    """Plain text safe in a table cell: markup characters escaped, one line."""
-    text = " ".join((text or "").split())
+    """Plain text safe in a table cell: markup characters escaped, one line, control
+    characters shown as escapes."""
+    text = safe(" ".join((text or "").split()))
     return _SPECIAL.sub(r"\\\1", text)
 
 
@@ -42,6 +44,7 @@ def code(text: str | None, width: int = 80, *, table: bool = True) -> str:
     text = " ".join((text or "").split())
     if len(text) > width:
         text = text[: width - 1] + "…"
+    text = safe(text)
     if not text:
         return ""
     if table:

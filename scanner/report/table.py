@@ -8,6 +8,7 @@ import click
 
 from scanner.findings import Finding, Severity
 from scanner.report.interface import Formatter, summary
+from scanner.report.terminal import safe
 from scanner.results import ImageResult, PlatformResult, Report
 
 COLORS = {
@@ -24,8 +25,10 @@ def short(digest: str | None, n: int = 19) -> str:
 
 
 def one_line(text: str | None, width: int = 100) -> str:
+    """One line of at most ``width`` characters, control characters shown escaped."""
     text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return safe(text)
 
 
 class TableFormatter(Formatter):
@@ -42,21 +45,26 @@ class TableFormatter(Formatter):
         return "\n".join(out) + "\n"
 
     def _image(self, image: ImageResult, reveal: bool) -> list[str]:
-        lines = [self._style(f"Image {image.name}", bold=True) + f"  ({image.source_kind})"]
+        lines = [
+            self._style(f"Image {safe(image.name)}", bold=True) + f"  ({safe(image.source_kind)})"
+        ]
         by_platform: dict[str, list[Finding]] = defaultdict(list)
         for f in image.findings:
             by_platform[f.platform].append(f)
         for platform in image.platforms:
             lines += self._platform(platform, by_platform.get(platform.platform, []), reveal)
         for problem in image.problems:
-            lines.append(self._style("  ERROR ", fg="red", bold=True) + problem.message)
+            lines.append(self._style("  ERROR ", fg="red", bold=True) + safe(problem.message))
         lines.append("")
         return lines
 
     def _platform(
         self, platform: PlatformResult, findings: list[Finding], reveal: bool
     ) -> list[str]:
-        lines = [f"  Platform {platform.platform}  manifest {short(platform.manifest_digest)}"]
+        lines = [
+            f"  Platform {safe(platform.platform)}  "
+            f"manifest {safe(short(platform.manifest_digest))}"
+        ]
         by_layer: dict[int | None, list[Finding]] = defaultdict(list)
         for f in findings:
             key = f.location.layer_index if f.location.kind.value == "file" else None
@@ -64,7 +72,7 @@ class TableFormatter(Formatter):
         for layer in platform.layers:
             found = by_layer.get(layer.index, [])
             head = (
-                f"  Layer {layer.index}  {short(layer.digest)}  "
+                f"  Layer {layer.index}  {safe(short(layer.digest))}  "
                 f"{one_line(layer.created_by, 80) or '(no history)'}"
             )
             if layer.error:
@@ -96,7 +104,7 @@ class TableFormatter(Formatter):
     def _finding(self, f: Finding, reveal: bool) -> str:
         sev = self._style(f"{f.severity.label.upper():<8}", fg=COLORS[f.severity], bold=True)
         loc = f.location
-        where = loc.display_path() or loc.field or ""
+        where = safe(loc.display_path() or loc.field or "")
         if loc.line:
             where += f":{loc.line}"
         if loc.kind.value == "history" and loc.layer_index is None:
@@ -110,13 +118,14 @@ class TableFormatter(Formatter):
                 fg="red",
             )
         evidence = f.secret if (reveal and f.secret) else f.match
-        noise = f"  ({f.noise})" if f.noise else ""
+        noise = f"  ({safe(f.noise)})" if f.noise else ""
         verified = ""
         if f.verification:
             color = "red" if f.verification == "verified" else None
-            verified = "  " + self._style(f"[{f.verification}]", fg=color, bold=bool(color))
+            verified = "  " + self._style(f"[{safe(f.verification)}]", fg=color, bold=bool(color))
         return (
-            f"    {sev} {f.rule_id:<28} {where}  {one_line(evidence, 60)}{status}{verified}{noise}"
+            f"    {sev} {safe(f.rule_id):<28} {where}  {one_line(evidence, 60)}"
+            f"{status}{verified}{noise}"
         )
 
     def _totals(self, report: Report) -> str:
@@ -129,7 +138,7 @@ class TableFormatter(Formatter):
         if s["recoverable"]:
             text += f"; {s['recoverable']} in deleted or overwritten files"
         if s["suppressed"]:
-            reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.suppressed.items()))
+            reasons = ", ".join(f"{n} {safe(why)}" for why, n in sorted(report.suppressed.items()))
             text += f"; {s['suppressed']} suppressed ({reasons})"
         if s["problems"]:
             text += self._style(f"; {s['problems']} error(s): scan INCOMPLETE", fg="red")

@@ -12,6 +12,7 @@ from scanner.findings import Finding, Severity
 from scanner.gate import Gate
 from scanner.report.interface import tool_info
 from scanner.report.markdown import code, escape, severity_cell
+from scanner.report.terminal import safe
 from scanner.timeline import TIMELINE_SCHEMA_VERSION, Exposure, Timeline
 
 
@@ -87,7 +88,7 @@ def render_table(timeline: Timeline, gate: Gate, color: bool = False) -> str:
 
     match = f" matching {', '.join(timeline.patterns)}" if timeline.patterns else ""
     lines = [
-        style(f"Timeline of {timeline.repository}", bold=True)
+        style(f"Timeline of {safe(timeline.repository)}", bold=True)
         + f": {len(timeline.releases)} release(s){match}, oldest first"
     ]
     for n, r in enumerate(timeline.releases, 1):
@@ -95,8 +96,11 @@ def render_table(timeline: Timeline, gate: Gate, color: bool = False) -> str:
         alias = f" (= {', '.join(r.release.aliases)})" if r.release.aliases else ""
         state = "" if r.complete else style("  [incomplete]", fg="red")
         lines.append(
-            f"  {n:>3}  {r.release.tag}{alias}  {r.release.created or '(no creation time)'}  "
-            f"{counts or 'no findings'}{state}"
+            safe(
+                f"  {n:>3}  {r.release.tag}{alias}  {r.release.created or '(no creation time)'}  "
+                f"{counts or 'no findings'}"
+            )
+            + state
         )
     lines.append("")
     lines.append(style(f"Exposures ({len(timeline.exposures)})", bold=True))
@@ -111,15 +115,21 @@ def render_table(timeline: Timeline, gate: Gate, color: bool = False) -> str:
         gaps = "" if e.continuous else f" (in {len(e.releases)} releases, with gaps)"
         unsure = " (uncertain: a neighbouring scan is incomplete)" if d["uncertain"] else ""
         lines.append(
-            f"  {e.finding.severity.label.upper():<8} {e.finding.rule_id:<28} {d['where']}  "
-            f"{evidence}"
+            safe(
+                f"  {e.finding.severity.label.upper():<8} {e.finding.rule_id:<28} {d['where']}  "
+                f"{evidence}"
+            )
         )
         lines.append(
-            f"           first {d['first_release']} ({d['first_created'] or '?'}), "
-            f"last {d['last_release']} ({d['last_created'] or '?'}); {now}{gaps}{unsure}"
+            safe(
+                f"           first {d['first_release']} ({d['first_created'] or '?'}), "
+                f"last {d['last_release']} ({d['last_created'] or '?'}); "
+            )
+            + now
+            + safe(f"{gaps}{unsure}")
         )
     for p in timeline.all_problems():
-        lines.append(style("  ERROR ", fg="red", bold=True) + f"{p.image}: {p.message}")
+        lines.append(style("  ERROR ", fg="red", bold=True) + safe(f"{p.image}: {p.message}"))
     return "\n".join(lines) + "\n"
 
 

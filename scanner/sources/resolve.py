@@ -2,7 +2,10 @@
 
 ``oci:PATH[:TAG]``, ``docker-archive:PATH[:REFERENCE|:@N]``, ``docker:IMAGE`` /
 ``docker-daemon:IMAGE``, ``registry:REF``; a bare existing path is recognised by
-its content; anything else is an image reference in a registry.
+its content; anything else is an image reference in a registry. A bare text that is
+both an existing path and a valid reference (``app``, ``out/app``) is refused: which
+one the user meant cannot be guessed, and guessing the local path would silently
+scan whatever the current directory holds under that name.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scanner.errors import SourceError, UsageError
+from scanner.reference import parse_reference
 from scanner.sources.docker_archive import DockerArchiveSource
 from scanner.sources.interface import Source, SourceOptions
 from scanner.sources.oci_layout import OciLayoutSource
@@ -62,6 +66,18 @@ PATH_SOURCES: dict[str, PathSource] = {
 }
 
 
+_WHAT = {"oci": "OCI layout", "docker-archive": "docker save archive"}
+
+
+def is_reference(text: str) -> bool:
+    """True when ``text`` parses as an image reference (``app``, ``team/app:v1``)."""
+    try:
+        parse_reference(text)
+    except UsageError:
+        return False
+    return True
+
+
 def resolve(text: str, options: SourceOptions) -> Source:
     scheme, sep, rest = text.partition(":")
     if sep and scheme in PATH_SOURCES:
@@ -81,7 +97,14 @@ def resolve(text: str, options: SourceOptions) -> Source:
         text = rest
     if Path(text).exists() and scheme != "registry":
         path = Path(text)
-        return PATH_SOURCES[sniff(path)](text, options, path, None)
+        kind = sniff(path)
+        if is_reference(text):
+            raise UsageError(
+                f"{text!r} is both a local path and an image reference; write "
+                f"{kind}:{text} (or ./{text}) to scan the local {_WHAT[kind]}, or "
+                f"registry:{text} for the image in a registry"
+            )
+        return PATH_SOURCES[kind](text, options, path, None)
     from scanner.sources.registry import RegistrySource
 
     return RegistrySource(text, options)

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 
-from scanner.findings import BlastRadius, Finding, hash_secret
+from scanner.findings import BlastRadius, Finding
 from scanner.results import Report
 from scanner.verify.interface import Outcome, Verdict, Verifier
 from scanner.verify.pairing import companions
@@ -60,10 +60,10 @@ def verify_report(
                 if finding.secret:
                     found = companions(finding, image.findings, verifier.companions)
                     parts = {rule_id: str(other.secret) for rule_id, other in found.items()}
-                    key = (
+                    key = (  # in memory only: the raw values identify the call
                         verifier.name,
-                        finding.secret_hash or hash_secret(finding.secret),
-                        *sorted(f"{r}={hash_secret(s)}" for r, s in parts.items()),
+                        finding.secret,
+                        *sorted(f"{r}\x1f{s}" for r, s in parts.items()),
                     )
                     if key not in cache:
                         cache[key] = verifier.check(finding.secret, parts)

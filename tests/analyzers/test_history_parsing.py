@@ -1,6 +1,6 @@
 import pytest
 
-from scanner.analyzers.history import PIPE_TO_SHELL, parse_build_args, parse_instruction
+from scanner.analyzers.history import parse_build_args, parse_instruction, pipe_to_shell
 
 
 @pytest.mark.parametrize(
@@ -53,10 +53,13 @@ def test_instructions(created_by: str, expected: object) -> None:
         ("curl https://x | python3 -", True),
         ("curl -o /tmp/i.sh https://x && sha256sum -c sums && sh /tmp/i.sh", False),
         ("apt-get install -y curl", False),
+        ("curl https://x || sh fallback.sh", False),
+        ("curl -sL https://x | env A=1 B=2 bash -s", True),
+        ("fetch -o - https://x | sudo -E sh", True),
     ],
 )
 def test_pipe_to_shell(command: str, flagged: bool) -> None:
-    assert bool(PIPE_TO_SHELL.search(command)) is flagged
+    assert (pipe_to_shell(command) is not None) is flagged
 
 
 # --- the exact strings each builder writes (issue 15 item 1) ---------------------------------

@@ -9,6 +9,7 @@ import pytest
 from fixtures.catalog import Hidden, hiding_places_hidden
 from scanner.findings import Category, FileState, Finding, Severity, hash_secret
 from scanner.results import ImageResult
+from tests.conftest import TEST_FINGERPRINT_KEY
 from tests.e2e.helpers import scan
 
 HIDDEN = hiding_places_hidden()
@@ -46,7 +47,7 @@ def test_secret_is_found_where_it_hides(result: ImageResult, hidden: Hidden) -> 
     assert finding.severity > Severity.LOW and finding.noise is None
     assert finding.category is Category.SECRET
     if hidden.kind not in WHOLE_VALUE_IS_NOT_THE_SECRET:
-        assert finding.secret_hash == hash_secret(hidden.value)
+        assert finding.secret_hash == hash_secret(hidden.value, TEST_FINGERPRINT_KEY)
     if hidden.status == "deleted":
         assert finding.status.state is FileState.DELETED
         assert finding.status.changed_in_layer == hidden.layer + 1

@@ -32,6 +32,7 @@ from fixtures.fakesecrets import fly_token, github_pat, stripe_live_key
 from scanner.findings import Finding, hash_secret
 from scanner.results import ImageResult
 from scanner.scan import Scanner, ScanOptions
+from tests.conftest import TEST_FINGERPRINT_KEY
 from tests.infra.builders import (
     BaseRoot,
     Buildah,
@@ -480,7 +481,9 @@ def test_fly_build_arg_is_one_whole_finding_with_one_fingerprint(
         if f.location.kind.value == "history" and "FLY" in (f.location.field or "")
     ]
     assert len(fly) == 1
-    assert fly[0].secret_hash == hash_secret(FLY)  # the whole "FlyV1 fm2_...,fm2_..." value
+    assert fly[0].secret_hash == hash_secret(
+        FLY, TEST_FINGERPRINT_KEY
+    )  # the whole "FlyV1 fm2_...,fm2_..." value
     docker = [
         f
         for f in reports[("app", "classic", "registry")].findings
@@ -496,7 +499,7 @@ def test_mounted_secret_is_nowhere(
 ) -> None:
     """RUN --mount=type=secret leaves nothing: no finding holds it, no file is left where
     it was mounted, in any build, from any source."""
-    mounted = hash_secret(MOUNTED)
+    mounted = hash_secret(MOUNTED, TEST_FINGERPRINT_KEY)
     checked = 0
     for (context, _builder, _kind), result in reports.items():
         assert all(f.secret_hash != mounted for f in result.findings)

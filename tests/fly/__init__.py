@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,10 @@ class MachinesApi:
     ``apps`` maps an app name to its Machines (a list) or to a list of scripted replies
     served in order (the last one repeats). Unknown apps get the API's 404.
     ``tokens``: accepted Authorization values (empty: any). Requests are recorded.
+    ``orgs`` maps an organisation slug to its app names, served by
+    ``GET /v1/apps?org_slug=SLUG`` as ``{"total_apps", "apps": [{"id", "name",
+    "machine_count", "network"}]}``; with ``page_size`` the list comes in pages, each
+    but the last with a ``next_cursor`` to pass back as ``&cursor=``.
     """
 
     apps: dict[str, list[Any]] = field(default_factory=dict)
@@ -28,10 +33,40 @@ class MachinesApi:
     tokens: set[str] = field(default_factory=set)
     forbidden: set[str] = field(default_factory=set)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    orgs: dict[str, list[str]] = field(default_factory=dict)
+    page_size: int = 0
     url: str = ""
+
+    def list_apps(self, query: str) -> Reply:
+        params = dict(urllib.parse.parse_qsl(query))
+        org = params.get("org_slug", "")
+        if org not in self.orgs:
+            return 404, {"error": "organization not found"}, {}
+        names = self.orgs[org]
+        start = int(params.get("cursor") or 0)
+        end = start + self.page_size if self.page_size else len(names)
+        apps = [
+            {
+                "id": f"id-{name}",
+                "name": name,
+                "machine_count": len(self.apps.get(name, [])),
+                "network": "default",
+            }
+            for name in names[start:end]
+        ]
+        body: dict[str, Any] = {"total_apps": len(names), "apps": apps}
+        if end < len(names):
+            body["next_cursor"] = str(end)
+        return 200, body, {}
 
     def reply(self, path: str, headers: dict[str, str]) -> Reply:
         self.requests.append((path, headers))
+        route, _, query = path.partition("?")
+        if route.strip("/") == "v1/apps":
+            auth = headers.get("Authorization", "")
+            if self.tokens and auth not in self.tokens:
+                return 401, {"error": "token validation error"}, {}
+            return self.list_apps(query)
         parts = path.split("?")[0].strip("/").split("/")
         if len(parts) != 4 or parts[:2] != ["v1", "apps"] or parts[3] != "machines":
             return 404, {"error": "not found"}, {}

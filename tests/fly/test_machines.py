@@ -397,6 +397,7 @@ def test_fly_token_goes_to_registry_fly_io_only(monkeypatch: pytest.MonkeyPatch)
         return image_result(ref)
 
     monkeypatch.setattr(Scanner, "scan", fake_scan)
+    monkeypatch.setattr(Scanner, "scan_many", lambda self, refs: [fake_scan(self, r) for r in refs])
     api = MachinesApi(
         apps={
             "my-app": [

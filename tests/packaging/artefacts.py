@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scanner.keys import KEY_ENV
+
 CHECKOUT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 600.0
 INSTALL_TIMEOUT = 900.0
@@ -48,6 +50,10 @@ def outside_env(home: Path | None = None, **extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in drop and not k.startswith(("INPUT_", "GITHUB_", "LAYERLEAK_", "PYTEST_"))
     }
+    # The suite's fingerprint key, shared the way a team shares one, so fingerprints made
+    # by the installed tool compare with the checkout's.
+    if KEY_ENV in os.environ:
+        env[KEY_ENV] = os.environ[KEY_ENV]
     env["PATH"] = os.pathsep.join(path)
     if home is not None:
         env["HOME"] = str(home)

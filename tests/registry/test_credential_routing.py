@@ -229,6 +229,9 @@ def test_fly_insecure_is_not_applied_to_registry_fly_io(monkeypatch: pytest.Monk
         return image_result(ref)
 
     monkeypatch.setattr(Scanner, "scan", fake_scan)
+    monkeypatch.setattr(
+        Scanner, "scan_many", lambda self, refs, every=False: [fake_scan(self, r) for r in refs]
+    )
     digest_a, digest_b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     api = MachinesApi(
         apps={

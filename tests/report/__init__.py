@@ -21,6 +21,7 @@ from scanner.findings import (
     redact,
 )
 from scanner.results import ImageResult, LayerSummary, PlatformResult, Report, ScanProblem
+from tests.conftest import TEST_FINGERPRINT_KEY
 
 RAW_SECRET = "ghp_FAKEfakeFAKEfakeFAKEfakeFAKEfake0123"  # not a real token
 LAYER_DIGESTS = [f"sha256:{str(i) * 64}" for i in range(4)]
@@ -59,7 +60,7 @@ def file_finding(
             created_by=created_by,
         ),
         match=redact(secret),
-        secret_hash=hash_secret(secret),
+        secret_hash=hash_secret(secret, TEST_FINGERPRINT_KEY),
         detector="Github",
         description="A GitHub token lets anyone act as its owner.",
         image=image,
@@ -111,7 +112,7 @@ def history_finding(
             field="history[9].created_by",
         ),
         match=redact(secret),
-        secret_hash=hash_secret(secret),
+        secret_hash=hash_secret(secret, TEST_FINGERPRINT_KEY),
         image=image,
         platform="linux/amd64",
         status=Status(FileState.NOT_A_FILE),

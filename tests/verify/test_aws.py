@@ -23,6 +23,7 @@ from scanner.findings import Category, Finding, Location, LocationKind, Severity
 from scanner.results import ImageResult, Report
 from scanner.verify import Verdict, verifiers, verify_report
 from scanner.verify.sigv4 import canonical_request, signing_key, string_to_sign
+from tests.conftest import TEST_FINGERPRINT_KEY
 
 ACCOUNT = "123456789012"
 KEY_ID, SECRET_KEY = fs.aws_access_key_id(), fs.aws_secret_access_key()
@@ -191,7 +192,7 @@ def _finding(rule_id: str, secret: str, path: str, line: int) -> Finding:
         category=Category.SECRET,
         location=Location(LocationKind.FILE, layer_index=1, path=path, line=line),
         match="****",
-        secret_hash=hash_secret(secret),
+        secret_hash=hash_secret(secret, TEST_FINGERPRINT_KEY),
         secret=secret,
         image="img",
         platform="linux/amd64",

@@ -18,6 +18,7 @@ from scanner.findings import Category, Finding, Location, LocationKind, Severity
 from scanner.results import ImageResult, Report
 from scanner.verify import Verdict, verifiers, verify_report
 from scanner.verify.fly import authorization
+from tests.conftest import TEST_FINGERPRINT_KEY
 
 LIVE = {
     fs.github_pat(),
@@ -121,7 +122,7 @@ def finding(rule_id: str, secret: str) -> Finding:
         category=Category.SECRET,
         location=Location(LocationKind.FILE, layer_index=0, path="app/.env"),
         match="****",
-        secret_hash=hash_secret(secret),
+        secret_hash=hash_secret(secret, TEST_FINGERPRINT_KEY),
         secret=secret,
     )
 
