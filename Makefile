@@ -5,11 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := fixtures/out/demo-oci
 
-.PHONY: install system-deps demo test lint format bench bench-baseline bench-sweep fixtures clean screenshots
+.PHONY: install system-deps demo test lint format bench bench-baseline bench-sweep fixtures clean screenshots dist
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -33,8 +33,16 @@ demo: install
 screenshots: install
 	PYTHONPATH=. $(PY) scripts/screenshot_report.py docs/report.png
 
+# The suite includes tests/packaging: it builds the sdist and wheel once, installs the wheel
+# into a fresh venv outside the checkout and smoke-tests it, and runs the GitHub Action's steps.
 test: install system-deps
 	$(VENV)/bin/pytest -q
+
+# sdist and wheel in dist/, as a release uploads them, checked by twine.
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -46,7 +54,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf fixtures/out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf fixtures/out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 # Benchmark (not a test): builds a >= 1.5 GB image from this machine's files once, then
 # measures floor, cold scan, warm re-scan and trivy (when installed) in one run.

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.resources
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,7 +56,26 @@ from scanner.findings import Category, Severity
 # libyaml's loader when PyYAML was built with it: several times faster.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-BUILTIN_DIR = Path(scanner.__file__).parent.parent / "signatures"
+
+def builtin_dir(package: Path) -> Path:
+    """Where the built-in rule files are, for the ``scanner`` package at ``package``.
+
+    An installed wheel carries them inside the package, as ``scanner/_signatures/``
+    (``setup.py`` maps that package onto the repository's ``signatures/``). A checkout
+    (the editable install ``make install`` does, or the source tree on ``sys.path``) has
+    them in ``signatures/`` beside ``scanner/``, next to ``pyproject.toml``; a stray
+    ``signatures/`` beside an installed package (site-packages) is never taken.
+    """
+    packaged = package / "_signatures"
+    if packaged.is_dir():
+        return packaged
+    root = package.parent
+    if (root / "pyproject.toml").is_file() and (root / "signatures").is_dir():
+        return root / "signatures"
+    return packaged  # missing: loading says so, naming this path
+
+
+BUILTIN_DIR = builtin_dir(Path(str(importlib.resources.files(scanner))))
 
 RULE_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MIN_KEYWORD_LENGTH = 2

@@ -1,5 +1,7 @@
 """Every ``layerleak`` command and option the recipes in ``examples/`` use exists in the
 CLI (``scanner.cli.main``), and every value given to a choice option is a valid choice.
+Every use of the layerleak GitHub Action (``action.yml``) gives only inputs it declares,
+every required one, valid ``fail-on`` / ``format`` values, and reads only outputs it sets.
 
 The recipes are parsed, not run: shell scripts as they are, YAML files through the
 strings under their ``run:`` and ``script:`` keys. Each ``layerleak`` invocation is
@@ -22,6 +24,7 @@ import yaml
 from scanner.findings import Category
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ACTION_YML = EXAMPLES.parent / "action.yml"
 RECIPES = sorted(
     p for p in EXAMPLES.iterdir() if p.suffix in (".yml", ".yaml", ".sh") and p.is_file()
 )
@@ -143,9 +146,15 @@ def _check(invocation: Invocation, group: click.Group) -> None:
 
 def test_recipes_exist_and_use_layerleak() -> None:
     names = {p.name for p in RECIPES}
-    assert {"github-actions-fly-deploy.yml", "promotion-gate.sh", "gitlab-ci.yml"} <= names
+    assert {
+        "github-actions-fly-deploy.yml",
+        "github-actions-fly-deploy-action.yml",
+        "promotion-gate.sh",
+        "gitlab-ci.yml",
+    } <= names
     for recipe in RECIPES:
-        assert invocations(recipe), f"{recipe.name} runs no layerleak command"
+        uses_it = bool(invocations(recipe) or action_uses(recipe))
+        assert uses_it, f"{recipe.name} runs no layerleak command and uses no layerleak Action"
     used = {inv.words[0] for inv in ALL}
     assert {"fly", "diff", "scan"} <= used
 
@@ -197,3 +206,91 @@ def _fake() -> click.Command:
         pass
 
     return fake
+
+
+@dataclass(frozen=True)
+class ActionUse:
+    recipe: str
+    step_id: str | None
+    inputs: dict[str, str]
+    job: dict[str, Any]
+
+
+def _is_layerleak_action(uses: str) -> bool:
+    name = uses.split("@", 1)[0]
+    return name in (".", "./") or name.rstrip("/").rsplit("/", 1)[-1] == "layerleak"
+
+
+def action_uses(path: Path) -> list[ActionUse]:
+    """Steps of a GitHub Actions workflow that use the layerleak Action."""
+    if path.suffix not in (".yml", ".yaml"):
+        return []
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    found = []
+    for job in (doc.get("jobs") or {}).values():
+        for step in job.get("steps") or []:
+            if _is_layerleak_action(str(step.get("uses", ""))):
+                with_ = {k: str(v) for k, v in (step.get("with") or {}).items()}
+                found.append(ActionUse(path.name, step.get("id"), with_, job))
+    return found
+
+
+USES = [use for recipe in RECIPES for use in action_uses(recipe)]
+
+
+def _check_action_use(use: ActionUse, action: dict[str, Any]) -> None:
+    declared = action["inputs"]
+    unknown = set(use.inputs) - set(declared)
+    assert not unknown, f"{use.recipe}: the Action has no input(s) {sorted(unknown)}"
+    for name, spec in declared.items():
+        if spec.get("required") and "default" not in spec:
+            assert name in use.inputs, f"{use.recipe}: required input {name!r} missing"
+    scan = _main().commands["scan"]
+    choices = {
+        opt: [str(c).lower() for c in p.type.choices]
+        for p in scan.params
+        if isinstance(p, click.Option) and isinstance(p.type, click.Choice)
+        for opt in p.opts
+    }
+    for name in ("fail-on", "format"):  # passed to `layerleak scan --NAME`
+        value = use.inputs.get(name)
+        if value is not None and "${{" not in value:
+            assert value.lower() in choices[f"--{name}"], f"{use.recipe}: {name} {value!r}"
+    for secret in ("registry-password", "fly-api-token"):
+        value = use.inputs.get(secret)
+        if value is not None:
+            assert value.strip().startswith("${{ secrets."), (
+                f"{use.recipe}: {secret} should come from a secret, not be written in"
+            )
+    if use.step_id:
+        text = yaml.safe_dump(use.job)
+        prefix = f"steps.{use.step_id}.outputs."
+        for part in text.split(prefix)[1:]:
+            output = part.split()[0].rstrip("}'\")")
+            assert output in action["outputs"], f"{use.recipe}: the Action has no output {output}"
+
+
+def test_action_uses_exist() -> None:
+    assert USES, "no recipe shows the GitHub Action"
+    assert any(u.inputs.get("image", "").startswith("registry.fly.io/") for u in USES)
+
+
+@pytest.mark.parametrize("use", USES, ids=[f"{u.recipe}:{u.step_id}" for u in USES])
+def test_every_action_use_is_valid(use: ActionUse) -> None:
+    _check_action_use(use, yaml.safe_load(ACTION_YML.read_text(encoding="utf-8")))
+
+
+def test_the_action_checker_catches_mistakes() -> None:
+    action = yaml.safe_load(ACTION_YML.read_text(encoding="utf-8"))
+    job = {"steps": [{"id": "ll", "run": "echo ${{ steps.ll.outputs.exit-code }}"}]}
+    _check_action_use(ActionUse("x", "ll", {"image": "a"}, job), action)
+    for inputs, text, job_ in [
+        ({"image": "a", "args": "--reveal"}, "no input", job),
+        ({"fail-on": "high"}, "required input 'image'", job),
+        ({"image": "a", "fail-on": "severe"}, "fail-on", job),
+        ({"image": "a", "format": "xml"}, "format", job),
+        ({"image": "a", "fly-api-token": "FlyV1 fm2_abc"}, "from a secret", job),
+        ({"image": "a"}, "no output nope", {"steps": [{"run": "${{ steps.ll.outputs.nope }}"}]}),
+    ]:
+        with pytest.raises(AssertionError, match=text):
+            _check_action_use(ActionUse("x", "ll", inputs, job_), action)
