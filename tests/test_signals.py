@@ -97,6 +97,10 @@ def _wait_for(predicate: object, timeout: float = 20.0) -> bool:
     return False
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_scan_exits_130_and_removes_temporary_files(
     slow_engine: str, tmp_path: Path, signum: int
@@ -115,6 +119,9 @@ def test_signal_mid_scan_exits_130_and_removes_temporary_files(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell's background job starts with SIGINT ignored, and Python keeps an inherited
+        # SIG_IGN (as nohup expects): give the scan the disposition a terminal would.
+        preexec_fn=_default_sigint,
     )
     try:
         saved = lambda: any(p.stat().st_size > 0 for p in tmpdir.rglob("image.tar"))  # noqa: E731

@@ -43,8 +43,12 @@ def test_missing_rules_fail_loudly_naming_the_place(
 ) -> None:
     missing = builtin_dir(_layout(tmp_path))
     monkeypatch.setattr(signatures, "BUILTIN_DIR", missing)
-    with pytest.raises(SignatureError, match="built-in signature directory not found") as err:
-        signatures.SignatureSet.load()
+    signatures._builtin.cache_clear()  # the built-in set is loaded once per process
+    try:
+        with pytest.raises(SignatureError, match="built-in signature directory not found") as err:
+            signatures.SignatureSet.load()
+    finally:
+        signatures._builtin.cache_clear()  # later tests load the real set again
     assert str(missing) in str(err.value)
 
 
