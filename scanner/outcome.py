@@ -22,7 +22,7 @@ from scanner.results import ImageResult, Report, ScanProblem
 class Outcome(ABC):
     """The result of one command run, whatever the command."""
 
-    kind: ClassVar[str]  # "scan", "diff", "timeline", "fly": the renderer table's key
+    kind: ClassVar[str]  # "scan", "diff", "timeline", "timelines", "fly": the renderers' key
 
     @property
     @abstractmethod

@@ -47,6 +47,7 @@ from scanner.report.html_view import (
 from scanner.report.interface import Formatter
 from scanner.results import ImageResult, Report
 from scanner.timeline import Timeline
+from scanner.timelines import TimelineSet
 
 TEMPLATES = "scanner.report"
 MAX_DEPLOYMENTS = 500  # images listed in a fly report's "what runs where" table
@@ -162,7 +163,7 @@ class Page:
     omitted: int
     filters: dict[str, list[str]] = field(default_factory=dict)
     diff: DiffView | None = None
-    timeline: TimelineView | None = None
+    timelines: list[TimelineView] = field(default_factory=list)
     fly: FlyView | None = None
 
 
@@ -197,6 +198,8 @@ def build_page(outcome: Outcome, gate: Gate, now: datetime) -> Page:
         page = _diff_page(outcome, gate, now, budget)
     elif isinstance(outcome, Timeline):
         page = _timeline_page(outcome, gate, now, budget)
+    elif isinstance(outcome, TimelineSet):
+        page = _timelines_page(outcome, gate, now, budget)
     elif isinstance(outcome, FlyScan):
         page = _fly_page(outcome, gate, now, budget)
     else:
@@ -302,6 +305,33 @@ def _timeline_page(timeline: Timeline, gate: Gate, now: datetime, budget: Budget
     reveal = timeline.reveal
     page = _page(timeline, gate, now, timeline.newest_findings, "in the newest release", reveal)
     page.title = "timeline of " + clean(timeline.repository, 300)
+    page.timelines = [_timeline_view(timeline)]
+    releases = timeline.releases
+    newest = [r.result for r in releases[-1:]]
+    older = [r.result for r in reversed(releases[:-1])]
+    page.sections = [
+        _section("Newest release", newest, reveal, budget, "newest"),
+        _section("Older releases, newest first", older, reveal, budget, "rel", expanded=False),
+    ]
+    return page
+
+
+def _timelines_page(many: TimelineSet, gate: Gate, now: datetime, budget: Budget) -> Page:
+    """``timeline --from-file``: one grid per repository, then each newest release."""
+    reveal = many.reveal
+    headline = [f for t in many.timelines for f in t.newest_findings]
+    page = _page(many, gate, now, headline, "in the newest releases", reveal)
+    page.title = f"timelines of {len(many.timelines)} repositories"
+    page.timelines = [_timeline_view(t) for t in many.timelines]
+    newest = [t.releases[-1].result for t in many.timelines if t.releases]
+    page.sections = [
+        _section("Newest release of each repository", newest, reveal, budget, "newest")
+    ]
+    return page
+
+
+def _timeline_view(timeline: Timeline) -> TimelineView:
+    reveal = timeline.reveal
     releases = timeline.releases
     shown_from = max(len(releases) - MAX_GRID_RELEASES, 0)
     grid = []
@@ -332,7 +362,7 @@ def _timeline_page(timeline: Timeline, gate: Gate, now: datetime, budget: Budget
                 continuous=e.continuous,
             )
         )
-    page.timeline = TimelineView(
+    return TimelineView(
         repository=clean(timeline.repository, 300),
         releases=[
             ReleaseView(
@@ -348,13 +378,6 @@ def _timeline_page(timeline: Timeline, gate: Gate, now: datetime, budget: Budget
         hidden_releases=shown_from,
         hidden_rows=max(len(timeline.exposures) - MAX_GRID_ROWS, 0),
     )
-    newest = [r.result for r in releases[-1:]]
-    older = [r.result for r in reversed(releases[:-1])]
-    page.sections = [
-        _section("Newest release", newest, reveal, budget, "newest"),
-        _section("Older releases, newest first", older, reveal, budget, "rel", expanded=False),
-    ]
-    return page
 
 
 def _visible_images(report: Report) -> list[ImageResult]:

@@ -21,6 +21,7 @@ from scanner.report import html
 from scanner.report import timeline as timeline_formats
 from scanner.report.formats import FORMATTERS
 from scanner.timeline import Timeline
+from scanner.timelines import TimelineSet
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class RenderContext:
 
 Renderer = Callable[[Any, RenderContext], str]
 
-KINDS = ("scan", "diff", "timeline", "fly")
+KINDS = ("scan", "diff", "timeline", "timelines", "fly")
 
 
 def _scan(name: str) -> Renderer:
@@ -70,6 +71,22 @@ def _timeline_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
 
     for name, fn in (("table", table), ("json", json_), ("markdown", markdown)):
         yield ("timeline", name), fn
+
+
+def _timelines_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
+    """``timeline --from-file``: the same formats as ``timeline``."""
+
+    def table(t: TimelineSet, ctx: RenderContext) -> str:
+        return timeline_formats.render_many_table(t, ctx.gate, ctx.color)
+
+    def json_(t: TimelineSet, ctx: RenderContext) -> str:
+        return timeline_formats.render_many_json(t, ctx.gate)
+
+    def markdown(t: TimelineSet, ctx: RenderContext) -> str:
+        return timeline_formats.render_many_markdown(t, ctx.gate)
+
+    for name, fn in (("table", table), ("json", json_), ("markdown", markdown)):
+        yield ("timelines", name), fn
 
 
 def _fly_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
@@ -114,6 +131,7 @@ RENDERERS: dict[tuple[str, str], Renderer] = _table(
         *((("scan", name), _scan(name)) for name in FORMATTERS if name != "html"),
         *_diff_entries(),
         *_timeline_entries(),
+        *_timelines_entries(),
         *_fly_entries(),
         *_html_entries(),
     ]

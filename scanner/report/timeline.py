@@ -1,4 +1,5 @@
-"""Renderers of a ``timeline`` outcome: table, json, markdown (html: :mod:`.html`)."""
+"""Renderers of a ``timeline`` outcome, and of several (``timeline --from-file``):
+table, json, markdown (html: :mod:`.html`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from scanner.report.interface import tool_info
 from scanner.report.markdown import code, escape, severity_cell
 from scanner.report.terminal import safe
 from scanner.timeline import TIMELINE_SCHEMA_VERSION, Exposure, Timeline
+from scanner.timelines import TimelineSet
 
 
 def _counts(findings: Iterable[Finding]) -> dict[str, int]:
@@ -62,6 +64,14 @@ def render_json(timeline: Timeline, gate: Gate) -> str:
     doc = {
         "schema_version": TIMELINE_SCHEMA_VERSION,
         "tool": tool_info(),
+        **timeline_doc(timeline, gate),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def timeline_doc(timeline: Timeline, gate: Gate) -> dict[str, Any]:
+    """One repository's timeline as the JSON report holds it."""
+    return {
         "repository": timeline.repository,
         "match": list(timeline.patterns),
         "fail_on": gate.fail_on.label,
@@ -80,7 +90,33 @@ def render_json(timeline: Timeline, gate: Gate) -> str:
         "problems": [p.to_dict() for p in timeline.list_problems],
         "skipped_tags": timeline.skipped,
     }
+
+
+def render_many_json(many: TimelineSet, gate: Gate) -> str:
+    doc = {
+        "schema_version": TIMELINE_SCHEMA_VERSION,
+        "tool": tool_info(),
+        "fail_on": gate.fail_on.label,
+        "complete": many.complete,
+        "timelines": [timeline_doc(t, gate) for t in many.timelines],
+    }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def render_many_table(many: TimelineSet, gate: Gate, color: bool = False) -> str:
+    """Each repository's table, one after another."""
+    return "\n".join(render_table(t, gate, color) for t in many.timelines)
+
+
+def render_many_markdown(many: TimelineSet, gate: Gate) -> str:
+    incomplete = sum(1 for t in many.timelines if not t.complete)
+    head = [
+        f"# layerleak timelines of {len(many.timelines)} repositories",
+        "",
+        f"{incomplete} incomplete" if incomplete else "every repository complete",
+        "",
+    ]
+    return "\n".join(head) + "\n" + "\n".join(render_markdown(t, gate) for t in many.timelines)
 
 
 def render_table(timeline: Timeline, gate: Gate, color: bool = False) -> str:

@@ -20,7 +20,13 @@ from scanner.results import ScanProblem
 from tests.report.test_html import sample_outcomes
 
 GATE = Gate.from_cli("high")
-COMMANDS = {"scan": "scan", "diff": "diff", "timeline": "timeline", "fly": "fly"}
+COMMANDS = {
+    "scan": "scan",
+    "diff": "diff",
+    "timeline": "timeline",
+    "timelines": "timeline",  # timeline --from-file
+    "fly": "fly",
+}
 SHARED = (
     "--platform",
     "--reveal",

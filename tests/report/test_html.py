@@ -28,6 +28,7 @@ from scanner.report.html import render
 from scanner.report.registry import KINDS, RENDERERS, formats
 from scanner.results import ScanProblem
 from scanner.timeline import Release, ReleaseScan, Timeline, exposures
+from scanner.timelines import TimelineSet
 from tests.report import (
     RAW_SECRET,
     config_finding,
@@ -137,7 +138,15 @@ def sample_outcomes() -> dict[str, Outcome]:
         fly_report,
         {"registry.example/app:1": fly_report.images[0]},
     )
-    return {"scan": ScanOutcome(sample_report()), "diff": diff, "timeline": timeline, "fly": fly}
+    other = Timeline("registry.example/<other>", (), scans[:1], exposures(scans[:1]))
+    timelines = TimelineSet([timeline, other])
+    return {
+        "scan": ScanOutcome(sample_report()),
+        "diff": diff,
+        "timeline": timeline,
+        "timelines": timelines,
+        "fly": fly,
+    }
 
 
 # --- every kind ----------------------------------------------------------------------------
@@ -246,6 +255,18 @@ def test_timeline_grid_marks_first_and_last_release() -> None:
     cells = re.findall(r'data-cell="(\w*)"', text)
     assert sorted(cells) == sorted(["", "only", "only", ""])
     assert "STILL IN NEWEST" in text and "removed in v2" in text
+
+
+def test_timelines_page_has_a_grid_per_repository() -> None:
+    many = sample_outcomes()["timelines"]
+    assert isinstance(many, TimelineSet)
+    problem = ScanProblem("registry.example/<other>", None, None, "tags: 1 left")
+    many.timelines[1].list_problems.append(problem)
+    text = render(many, GATE, NOW)
+    assert re.findall(r'data-release="([^"]+)"', text) == ["v1", "v2", "v1"]
+    assert text.count('class="timeline"') == 2 and text.count('id="timeline"') == 1
+    assert "<code>registry.example/&lt;other&gt;</code>" in text and "<other>" not in text
+    assert "INCOMPLETE" in text and "tags: 1 left" in text
 
 
 def test_fly_lists_machines_regions_and_process_groups() -> None:

@@ -222,7 +222,7 @@ def _is_error(message: dict[str, object]) -> bool:
     return isinstance(entry, dict) and entry.get("level") in ("error", "warning")
 
 
-@pytest.mark.parametrize("kind", ["diff", "timeline", "fly"])
+@pytest.mark.parametrize("kind", ["diff", "timeline", "timelines", "fly"])
 def test_every_page_runs_its_script_and_filters(
     browser: Browser, kind: str, tmp_path: Path
 ) -> None:
