@@ -15,25 +15,12 @@ that rule. Parsing is bounded (see :mod:`scanner.analyzers.config_files`).
 
 from __future__ import annotations
 
-import posixpath
 import re
-from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from collections.abc import Iterator
+from typing import Any
 
-from scanner.analyzers.config_files import (
-    MAX_CONFIG_BYTES,
-    MAX_VALUES,
-    ConfigTooLarge,
-    line_of,
-    literal_secret_finding,
-    note_too_large,
-    parse_yaml,
-    read_config,
-)
-from scanner.analyzers.content_secrets import lowered, noise_for
-from scanner.analyzers.interface import FileAnalyzer, LayerContext
-from scanner.findings import Finding
-from scanner.layers import EntryKind, FileInfo
+from scanner.analyzers.config_files import MAX_VALUES, ConfigTooLarge, parse_yaml
+from scanner.analyzers.environment_file import EnvironmentEntry, EnvironmentFileAnalyzer
 
 COMPOSE_FILE = re.compile(r"^(docker-)?compose(\.[A-Za-z0-9_-]+)?\.ya?ml$")
 RULE_ID = "compose-env-secret"
@@ -44,53 +31,21 @@ DESCRIPTION = (
 )
 
 
-class ComposeAnalyzer(FileAnalyzer):
+class ComposeAnalyzer(EnvironmentFileAnalyzer):
     id = "compose-environment"
     version = 1
-    needs_content = True
+    file_name = COMPOSE_FILE
+    rule_id = RULE_ID
+    description = DESCRIPTION
+    what = "its services' environment"
 
-    def required(self, info: FileInfo) -> bool:
-        return (
-            info.kind is EntryKind.FILE
-            and info.size > 0
-            and COMPOSE_FILE.match(posixpath.basename(info.path)) is not None
-        )
+    def parse(self, data: bytes) -> Any:
+        return parse_yaml(data)
 
-    def analyze(
-        self, info: FileInfo, content: BinaryIO | None, layer: LayerContext
-    ) -> Iterable[Finding]:
-        if content is None or info.size > MAX_CONFIG_BYTES:
-            too_large = ConfigTooLarge(f"larger than {MAX_CONFIG_BYTES >> 20} MB")
-            note_too_large(layer, info.path, too_large, "its services' environment")
-            return []
-        data = read_config(content)
-        try:
-            doc = parse_yaml(data)
-        except ConfigTooLarge as exc:
-            note_too_large(layer, info.path, exc, "its services' environment")
-            return []
-        found: list[Finding] = []
-        seen: set[tuple[str, str | None]] = set()
-        try:
-            entries = list(_entries(doc))
-        except ConfigTooLarge as exc:
-            note_too_large(layer, info.path, exc, "its services' environment")
-            return []
-        for service, key, value, needle in entries:
-            finding = literal_secret_finding(
-                self.detection,
-                key,
-                value,
-                layer.location(info.path, line=line_of(data, needle)()),
-                rule_id=RULE_ID,
-                title=f"Compose service {service}: environment {key} holds a secret in clear",
-                description=DESCRIPTION,
-            )
-            if finding is None or (key, finding.secret_hash) in seen:
-                continue  # an anchor shared by several services: reported once
-            seen.add((key, finding.secret_hash))
-            found.append(lowered(finding, noise_for(info.path, None)))
-        return found
+    def entries(self, doc: Any) -> Iterator[EnvironmentEntry]:
+        for service, key, value, needle in _entries(doc):
+            title = f"Compose service {service}: environment {key} holds a secret in clear"
+            yield EnvironmentEntry(key, value, needle, title)
 
 
 def _entries(doc: Any) -> Iterator[tuple[str, str, object, str]]:

@@ -12,25 +12,12 @@ per-environment copies such as ``fly.staging.toml``.
 
 from __future__ import annotations
 
-import posixpath
 import re
-from collections.abc import Iterable
-from typing import BinaryIO
+from collections.abc import Iterator
+from typing import Any
 
-from scanner.analyzers.config_files import (
-    MAX_CONFIG_BYTES,
-    MAX_VALUES,
-    ConfigTooLarge,
-    line_of,
-    literal_secret_finding,
-    note_too_large,
-    parse_toml,
-    read_config,
-)
-from scanner.analyzers.content_secrets import lowered, noise_for
-from scanner.analyzers.interface import FileAnalyzer, LayerContext
-from scanner.findings import Finding
-from scanner.layers import EntryKind, FileInfo
+from scanner.analyzers.config_files import MAX_VALUES, ConfigTooLarge, parse_toml
+from scanner.analyzers.environment_file import EnvironmentEntry, EnvironmentFileAnalyzer
 
 FLY_TOML = re.compile(r"^fly(\.[A-Za-z0-9_-]+)?\.toml$")
 RULE_ID = "flytoml-env-secret"
@@ -41,50 +28,23 @@ DESCRIPTION = (
 )
 
 
-class FlyTomlAnalyzer(FileAnalyzer):
+class FlyTomlAnalyzer(EnvironmentFileAnalyzer):
     id = "fly-toml"
     version = 1
-    needs_content = True
+    file_name = FLY_TOML
+    rule_id = RULE_ID
+    description = DESCRIPTION
+    what = "its [env] section"
 
-    def required(self, info: FileInfo) -> bool:
-        return (
-            info.kind is EntryKind.FILE
-            and info.size > 0
-            and FLY_TOML.match(posixpath.basename(info.path)) is not None
-        )
+    def parse(self, data: bytes) -> Any:
+        return parse_toml(data)
 
-    def analyze(
-        self, info: FileInfo, content: BinaryIO | None, layer: LayerContext
-    ) -> Iterable[Finding]:
-        if content is None or info.size > MAX_CONFIG_BYTES:
-            too_large = ConfigTooLarge(f"larger than {MAX_CONFIG_BYTES >> 20} MB")
-            note_too_large(layer, info.path, too_large, "its [env] section")
-            return []
-        data = read_config(content)
-        try:
-            doc = parse_toml(data)
-        except ConfigTooLarge as exc:
-            note_too_large(layer, info.path, exc, "its [env] section")
-            return []
-        env = doc.get("env") if doc is not None else None
+    def entries(self, doc: Any) -> Iterator[EnvironmentEntry]:
+        env = doc.get("env") if isinstance(doc, dict) else None
         if not isinstance(env, dict):
-            return []
-        found = []
+            return
         if len(env) > MAX_VALUES:
-            note_too_large(
-                layer, info.path, ConfigTooLarge(f"more than {MAX_VALUES} [env] keys"), "[env]"
-            )
-            return []
+            raise ConfigTooLarge(f"more than {MAX_VALUES} [env] keys")
         for key, value in env.items():
-            finding = literal_secret_finding(
-                self.detection,
-                str(key),
-                value,
-                layer.location(info.path, line=line_of(data, str(key))()),
-                rule_id=RULE_ID,
-                title=f"fly.toml [env] {key} holds a secret in clear",
-                description=DESCRIPTION,
-            )
-            if finding is not None:
-                found.append(lowered(finding, noise_for(info.path, None)))
-        return found
+            title = f"fly.toml [env] {key} holds a secret in clear"
+            yield EnvironmentEntry(str(key), value, str(key), title)
