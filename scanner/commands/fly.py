@@ -11,7 +11,6 @@ import click
 
 from scanner.commands import (
     deliver,
-    emit,
     exit_on_error,
     finish_and_warn,
     gate_options,
@@ -19,7 +18,6 @@ from scanner.commands import (
     make_scanner,
     options_from_cli,
     output_options,
-    pick_format,
     say,
     scan_options,
     triage_and_options,
@@ -34,7 +32,7 @@ from scanner.fly.machines import (
     DeployedImage,
     MachinesClient,
 )
-from scanner.fly.org import org_summary_line, render_org, scan_org
+from scanner.fly.org import scan_org
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
 from scanner.report.registry import formats
 from scanner.results import ImageResult
@@ -167,15 +165,7 @@ def fly_command(
         if "default" in scanners:
             warn_notes(scanners["default"])
         finish_and_warn(swept.report, triage, reveal)
-        name, color = pick_format(fmt, output)
-        emit(render_org(swept, name, color), output)
-        for message in swept.errors:
-            click.echo(f"layerleak: error: {message}", err=True)
-        for problem in swept.report.problems:
-            click.echo(f"layerleak: error: {problem.image}: {problem.message}", err=True)
-        if not quiet:
-            click.echo(org_summary_line(swept), err=True)
-        sys.exit(gate.fly_exit_code(swept.report, swept.api_complete))
+        deliver(swept, gate, fmt, output, quiet)
     assert app is not None
 
     def scan_one(image: DeployedImage) -> ImageResult:

@@ -10,10 +10,9 @@ an error of the sweep (exit 3) and the other apps are still scanned.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from scanner.findings import Severity
 from scanner.fly import FlyScan
@@ -24,8 +23,11 @@ from scanner.fly.machines import (
     NoMachines,
     deployed_images,
 )
+from scanner.gate import Gate
+from scanner.ignore import summary_note
+from scanner.outcome import Outcome
 from scanner.report.interface import summary
-from scanner.results import ImageResult, Report
+from scanner.results import ImageResult, Report, ScanProblem
 
 ScanImages = Callable[[list[DeployedImage]], dict[str, ImageResult]]
 
@@ -43,17 +45,48 @@ class AppSection:
 
 
 @dataclass
-class OrgScan:
+class OrgScan(Outcome):
+    """``layerleak fly --org SLUG``: one section per app, one report over every image."""
+
     org: str
     api_url: str
     apps: list[AppSection]
-    images: list[DeployedImage]  # distinct across the organisation
+    deployed: list[DeployedImage]  # distinct across the organisation
     report: Report
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # what the Machines API did not list
+    kind: ClassVar[str] = "fly-org"
+
+    @property
+    def images(self) -> list[ImageResult]:
+        return self.report.images
+
+    @property
+    def problems(self) -> list[ScanProblem]:
+        listing = [ScanProblem(f"fly --org {self.org}", None, None, e) for e in self.errors]
+        return listing + self.report.problems
 
     @property
     def api_complete(self) -> bool:
         return not self.errors
+
+    def problem_lines(self) -> list[str]:
+        return [f"layerleak: error: {e}" for e in self.errors] + [
+            f"layerleak: error: {p.image}: {p.message}" for p in self.report.problems
+        ]
+
+    def exit_code(self, gate: Gate) -> int:
+        return gate.fly_exit_code(self.report, self.api_complete)
+
+    def summary_line(self, gate: Gate) -> str:
+        s = summary(self.report)
+        counts = " ".join(f"{sev}={n}" for sev, n in s["findings"].items())
+        state = "complete" if s["complete"] and self.api_complete else "INCOMPLETE"
+        return (
+            f"layerleak fly --org {self.org}: {len(self.apps)} app(s), {self.machines} "
+            f"machine(s), {s['images']} distinct image(s), {s['layers']} layer(s); findings "
+            f"{counts}; suppressed={s['suppressed']}; "
+            f"errors={s['problems'] + len(self.errors)} ({state})" + summary_note(self.report)
+        )
 
     @property
     def machines(self) -> int:
@@ -67,7 +100,7 @@ class OrgScan:
             "org": self.org,
             "api_url": self.api_url,
             "machines": self.machines,
-            "distinct_images": len(self.images),
+            "distinct_images": len(self.deployed),
             "apps": [a.to_dict() for a in self.apps],
             "errors": list(self.errors),
         }
@@ -121,112 +154,3 @@ def scan_org(
         images=[results[i.ref] for i in distinct.values()], fail_on=fail_on, reveal=reveal
     )
     return OrgScan(org, client.base_url, apps, list(distinct.values()), report, errors)
-
-
-# --- rendering ---------------------------------------------------------------------------
-
-
-def render_org_table(scan: OrgScan, color: bool = False) -> str:
-    from scanner.report.fly import render_table
-    from scanner.report.table import TableFormatter
-
-    lines = [
-        f"Fly org {scan.org}: {len(scan.apps)} app(s), {scan.machines} machine(s), "
-        f"{len(scan.images)} distinct image(s)"
-    ]
-    for section in scan.apps:
-        if section.error:
-            lines.append(f"  app {section.scan.app}: error: {section.error}")
-            continue
-        if not section.scan.machines:
-            lines.append(f"  app {section.scan.app}: no machines")
-            continue
-        head = render_table(section.scan).split("\n\n", 1)[0]  # the app's deployment lines
-        lines += ["  " + line for line in head.splitlines()]
-    lines.append("")
-    return "\n".join(lines) + "\n" + TableFormatter(color=color).render(scan.report)
-
-
-def render_org_json(scan: OrgScan) -> str:
-    from scanner.report.json_format import JsonFormatter
-
-    doc = json.loads(JsonFormatter().render(scan.report))
-    doc["fly"] = scan.fly_section()
-    if not scan.api_complete:
-        doc["complete"] = False
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def render_org_markdown(scan: OrgScan) -> str:
-    from scanner.report.fly import _machines_text
-    from scanner.report.markdown import MarkdownFormatter, code, escape
-
-    out = [
-        f"## layerleak fly --org {escape(scan.org)}",
-        "",
-        f"{len(scan.apps)} app(s), {scan.machines} Machine(s), "
-        f"{len(scan.images)} distinct image(s).",
-        "",
-    ]
-    for section in scan.apps:
-        out += [f"### {escape(section.scan.app)}", ""]
-        if section.error:
-            out += [f"Error: {escape(section.error)}", ""]
-            continue
-        if not section.scan.machines:
-            out += ["No Machines.", ""]
-            continue
-        out += [
-            "| Image | Process groups | Regions | Machines | Findings |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for entry, image in zip(section.scan.deployments(), section.scan.deployed, strict=True):
-            counts = entry.get("findings", {})
-            found = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "none"
-            if not entry.get("complete", True):
-                found += " (incomplete)"
-            out.append(
-                f"| {code(image.display, 120)} | {escape(', '.join(image.process_groups))} | "
-                f"{escape(', '.join(image.regions))} | {len(image.machines)}: "
-                f"{escape(_machines_text(image))} | {found} |"
-            )
-        out.append("")
-    md = MarkdownFormatter().lines(scan.report, title=f"Findings in {scan.org}'s images")
-    return "\n".join(out + md) + "\n"
-
-
-def render_org_sarif(scan: OrgScan) -> str:
-    from scanner.report.sarif import sarif_log
-
-    log = sarif_log(scan.report)
-    run = log["runs"][0]
-    run["properties"]["fly"] = scan.fly_section()
-    for result in run["results"]:
-        apps = scan.apps_of(result["properties"].get("image", ""))
-        if apps:
-            result["properties"]["flyApps"] = apps
-    return json.dumps(log, indent=2) + "\n"
-
-
-def render_org(scan: OrgScan, fmt: str, color: bool = False) -> str:
-    if fmt == "table":
-        return render_org_table(scan, color)
-    if fmt == "json":
-        return render_org_json(scan)
-    if fmt == "markdown":
-        return render_org_markdown(scan)
-    if fmt == "sarif":
-        return render_org_sarif(scan)
-    raise ValueError(f"unknown format {fmt!r}")
-
-
-def org_summary_line(scan: OrgScan) -> str:
-    s = summary(scan.report)
-    counts = " ".join(f"{sev}={n}" for sev, n in s["findings"].items())
-    complete = s["complete"] and scan.api_complete
-    state = "complete" if complete else "INCOMPLETE"
-    return (
-        f"layerleak fly --org {scan.org}: {len(scan.apps)} app(s), {scan.machines} machine(s), "
-        f"{s['images']} distinct image(s), {s['layers']} layer(s); findings {counts}; "
-        f"suppressed={s['suppressed']}; errors={s['problems'] + len(scan.errors)} ({state})"
-    )

@@ -13,7 +13,7 @@ from scanner.report.table import TableFormatter
 from scanner.report.terminal import safe
 
 
-def _machines_text(image: DeployedImage, limit: int = 6) -> str:
+def machines_text(image: DeployedImage, limit: int = 6) -> str:
     names = [f"{m.id}" + (f" ({m.name})" if m.name else "") for m in image.machines]
     text = ", ".join(names[:limit])
     if len(names) > limit:
@@ -30,7 +30,7 @@ def render_table(scan: FlyScan, color: bool = False) -> str:
         lines.append(
             f"    process groups: {', '.join(image.process_groups) or '-'}; "
             f"regions: {', '.join(image.regions) or '-'}; "
-            f"machines ({len(image.machines)}): {_machines_text(image)}"
+            f"machines ({len(image.machines)}): {machines_text(image)}"
         )
     lines = [safe(line) for line in lines]  # names from the Fly API are data
     lines.append("")
@@ -60,7 +60,7 @@ def render_markdown(scan: FlyScan) -> str:
         out.append(
             f"| {code(image.display, 120)} | {escape(', '.join(image.process_groups))} | "
             f"{escape(', '.join(image.regions))} | {len(image.machines)}: "
-            f"{escape(_machines_text(image))} | {found} |"
+            f"{escape(machines_text(image))} | {found} |"
         )
     out.append("")
     md = MarkdownFormatter().lines(scan.report, title=f"Findings in {scan.app}'s images")

@@ -24,6 +24,7 @@ from scanner import __version__
 from scanner.diff import Diff, DiffEntry
 from scanner.findings import Finding
 from scanner.fly import FlyScan
+from scanner.fly.org import OrgScan
 from scanner.gate import EXIT_CLEAN, EXIT_INCOMPLETE, Gate
 from scanner.outcome import Outcome, ScanOutcome
 from scanner.report.html_view import (
@@ -52,6 +53,7 @@ from scanner.timelines import TimelineSet
 TEMPLATES = "scanner.report"
 MAX_DEPLOYMENTS = 500  # images listed in a fly report's "what runs where" table
 MAX_MACHINES = 500  # Machines listed per image
+MAX_APPS = 500  # apps listed in a fly --org report's "what runs where" sections
 
 
 @dataclass
@@ -138,6 +140,7 @@ class FlyView:
     machines: int
     deployments: list[DeploymentView]
     hidden: int = 0
+    note: str = ""  # fly --org: the app has no Machines, or they could not be read
 
 
 @dataclass
@@ -164,7 +167,8 @@ class Page:
     filters: dict[str, list[str]] = field(default_factory=dict)
     diff: DiffView | None = None
     timelines: list[TimelineView] = field(default_factory=list)
-    fly: FlyView | None = None
+    flies: list[FlyView] = field(default_factory=list)  # fly: one; fly --org: one per app
+    hidden_apps: int = 0
 
 
 class HtmlFormatter(Formatter):
@@ -202,6 +206,8 @@ def build_page(outcome: Outcome, gate: Gate, now: datetime) -> Page:
         page = _timelines_page(outcome, gate, now, budget)
     elif isinstance(outcome, FlyScan):
         page = _fly_page(outcome, gate, now, budget)
+    elif isinstance(outcome, OrgScan):
+        page = _fly_org_page(outcome, gate, now, budget)
     else:
         raise ValueError(f"no HTML page for a {outcome.kind!r} outcome")
     page.omitted = budget.omitted
@@ -391,6 +397,31 @@ def _fly_page(scan: FlyScan, gate: Gate, now: datetime, budget: Budget) -> Page:
     page.suppressed = sorted(report.suppressed_reasons().items())
     page.title = f"Fly.io app {clean(scan.app, 100)}"
     anchors = {i.name: f"img-{n}" for n, i in enumerate(report.images)}
+    page.flies = [_fly_view(scan, anchors)]
+    page.sections = [_section("Images", _visible_images(report), report.reveal, budget)]
+    return page
+
+
+def _fly_org_page(scan: OrgScan, gate: Gate, now: datetime, budget: Budget) -> Page:
+    report = scan.report
+    page = _page(scan, gate, now, report.visible(report.findings), "findings", report.reveal)
+    page.suppressed = sorted(report.suppressed_reasons().items())
+    page.title = f"Fly.io organization {clean(scan.org, 100)}"
+    anchors = {i.name: f"img-{n}" for n, i in enumerate(report.images)}
+    for section in scan.apps[:MAX_APPS]:
+        view = _fly_view(section.scan, anchors)
+        if section.error:
+            view.note = "error: " + clean(section.error, 500)
+        elif not section.scan.machines:
+            view.note = "no Machines"
+        page.flies.append(view)
+    page.hidden_apps = max(len(scan.apps) - MAX_APPS, 0)
+    page.sections = [_section("Images", _visible_images(report), report.reveal, budget)]
+    return page
+
+
+def _fly_view(scan: FlyScan, anchors: dict[str, str]) -> FlyView:
+    """What one app runs where: its images, Machines, regions and process groups."""
     deployments = []
     for d in scan.deployed[:MAX_DEPLOYMENTS]:
         result = scan.results.get(d.ref)
@@ -417,15 +448,13 @@ def _fly_page(scan: FlyScan, gate: Gate, now: datetime, budget: Budget) -> Page:
                 anchor=anchors.get(result.name, "") if result else "",
             )
         )
-    page.fly = FlyView(
+    return FlyView(
         clean(scan.app, 100),
         clean(scan.api_url, 200),
         len(scan.machines),
         deployments,
         max(len(scan.deployed) - MAX_DEPLOYMENTS, 0),
     )
-    page.sections = [_section("Images", _visible_images(report), report.reveal, budget)]
-    return page
 
 
 # --- template, assets and policy -----------------------------------------------------------

@@ -13,10 +13,12 @@ from typing import Any
 
 from scanner.diff import Diff
 from scanner.fly import FlyScan
+from scanner.fly.org import OrgScan
 from scanner.gate import Gate
 from scanner.outcome import Outcome, ScanOutcome
 from scanner.report import diff as diff_formats
 from scanner.report import fly as fly_formats
+from scanner.report import fly_org as fly_org_formats
 from scanner.report import html
 from scanner.report import timeline as timeline_formats
 from scanner.report.formats import FORMATTERS
@@ -32,7 +34,7 @@ class RenderContext:
 
 Renderer = Callable[[Any, RenderContext], str]
 
-KINDS = ("scan", "diff", "timeline", "timelines", "fly")
+KINDS = ("scan", "diff", "timeline", "timelines", "fly", "fly-org")
 
 
 def _scan(name: str) -> Renderer:
@@ -106,6 +108,25 @@ def _fly_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
         yield ("fly", name), fn
 
 
+def _fly_org_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
+    """``fly --org``: the same formats as ``fly``."""
+
+    def table(f: OrgScan, ctx: RenderContext) -> str:
+        return fly_org_formats.render_table(f, ctx.color)
+
+    def json_(f: OrgScan, ctx: RenderContext) -> str:
+        return fly_org_formats.render_json(f)
+
+    def markdown(f: OrgScan, ctx: RenderContext) -> str:
+        return fly_org_formats.render_markdown(f)
+
+    def sarif(f: OrgScan, ctx: RenderContext) -> str:
+        return fly_org_formats.render_sarif(f)
+
+    for name, fn in (("table", table), ("json", json_), ("markdown", markdown), ("sarif", sarif)):
+        yield ("fly-org", name), fn
+
+
 def _html_entries() -> Iterable[tuple[tuple[str, str], Renderer]]:
     """One page renderer for every kind (for ``scan`` too: it shows the whole gate,
     ``--fail-on-category`` included, which :class:`HtmlFormatter` cannot know)."""
@@ -133,6 +154,7 @@ RENDERERS: dict[tuple[str, str], Renderer] = _table(
         *_timeline_entries(),
         *_timelines_entries(),
         *_fly_entries(),
+        *_fly_org_entries(),
         *_html_entries(),
     ]
 )

@@ -26,6 +26,7 @@ COMMANDS = {
     "timeline": "timeline",
     "timelines": "timeline",  # timeline --from-file
     "fly": "fly",
+    "fly-org": "fly",  # fly --org
 }
 SHARED = (
     "--platform",

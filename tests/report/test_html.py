@@ -20,13 +20,14 @@ import pytest
 from scanner.diff import diff_reports
 from scanner.findings import FileState, Severity
 from scanner.fly import FlyScan
+from scanner.fly.org import AppSection, OrgScan
 from scanner.fly.machines import DeployedImage, Machine
 from scanner.gate import Gate
 from scanner.outcome import Outcome, ScanOutcome
 from scanner.report import html_view
 from scanner.report.html import render
 from scanner.report.registry import KINDS, RENDERERS, formats
-from scanner.results import ScanProblem
+from scanner.results import Report, ScanProblem
 from scanner.timeline import Release, ReleaseScan, Timeline, exposures
 from scanner.timelines import TimelineSet
 from tests.report import (
@@ -140,12 +141,22 @@ def sample_outcomes() -> dict[str, Outcome]:
     )
     other = Timeline("registry.example/<other>", (), scans[:1], exposures(scans[:1]))
     timelines = TimelineSet([timeline, other])
+    idle = FlyScan("<idle-app>", "https://api.machines.dev", [], [], Report([]), {})
+    broken = FlyScan("broken-app", "https://api.machines.dev", [], [], Report([]), {})
+    org = OrgScan(
+        "my-org",
+        "https://api.machines.dev",
+        [AppSection(fly), AppSection(idle), AppSection(broken, error="HTTP 500 <b>oops</b>")],
+        [deployed],
+        fly_report,
+    )
     return {
         "scan": ScanOutcome(sample_report()),
         "diff": diff,
         "timeline": timeline,
         "timelines": timelines,
         "fly": fly,
+        "fly-org": org,
     }
 
 
@@ -341,3 +352,15 @@ def test_names_from_registries_and_the_fly_api_are_text_too() -> None:
         assert page.tags["script"] == 1 and "img" not in page.tags
         assert not any(name.startswith("on") for _, name, _ in page.attrs)
         assert SCRIPT_PAYLOAD in "".join(page.text)
+
+
+def test_fly_org_page_has_a_section_per_app_with_its_state() -> None:
+    text = render(sample_outcomes()["fly-org"], GATE, NOW)
+    assert text.count('class="fly"') == 3
+    assert 'id="fly"' in text and 'id="fly-2"' in text and 'id="fly-3"' in text
+    assert "Machine(s) of my-app" in text
+    assert "&lt;idle-app&gt;" in text and "<idle-app>" not in text
+    assert "no Machines" in text
+    assert "error: HTTP 500 &lt;b&gt;oops&lt;/b&gt;" in text
+    assert "<b>oops</b>" not in text
+    assert 'data-deployment="registry.example/app:1"' in text
