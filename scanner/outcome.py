@@ -22,7 +22,9 @@ from scanner.results import ImageResult, Report, ScanProblem
 class Outcome(ABC):
     """The result of one command run, whatever the command."""
 
-    kind: ClassVar[str]  # "scan", "diff", "timeline", "timelines", "fly", "fly-org": the renderers' key
+    kind: ClassVar[
+        str
+    ]  # "scan", "diff", "timeline", "timelines", "fly", "fly-org": the renderers' key
 
     @property
     @abstractmethod

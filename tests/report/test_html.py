@@ -20,8 +20,8 @@ import pytest
 from scanner.diff import diff_reports
 from scanner.findings import FileState, Severity
 from scanner.fly import FlyScan
-from scanner.fly.org import AppSection, OrgScan
 from scanner.fly.machines import DeployedImage, Machine
+from scanner.fly.org import AppSection, OrgScan
 from scanner.gate import Gate
 from scanner.outcome import Outcome, ScanOutcome
 from scanner.report import html_view
