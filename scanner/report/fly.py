@@ -49,6 +49,16 @@ def render_markdown(scan: FlyScan) -> str:
         "",
         f"{len(scan.machines)} Machine(s) run {len(scan.deployed)} distinct image(s).",
         "",
+        *deployments_markdown(scan),
+        "",
+    ]
+    md = MarkdownFormatter().lines(scan.report, title=f"Findings in {scan.app}'s images")
+    return "\n".join(out + md) + "\n"
+
+
+def deployments_markdown(scan: FlyScan) -> list[str]:
+    """The Markdown table of what runs where: one row per distinct image of the app."""
+    out = [
         "| Image | Process groups | Regions | Machines | Findings |",
         "| --- | --- | --- | --- | --- |",
     ]
@@ -62,9 +72,7 @@ def render_markdown(scan: FlyScan) -> str:
             f"{escape(', '.join(image.regions))} | {len(image.machines)}: "
             f"{escape(machines_text(image))} | {found} |"
         )
-    out.append("")
-    md = MarkdownFormatter().lines(scan.report, title=f"Findings in {scan.app}'s images")
-    return "\n".join(out + md) + "\n"
+    return out
 
 
 def render_sarif(scan: FlyScan) -> str:

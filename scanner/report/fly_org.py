@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from scanner.fly.org import OrgScan
-from scanner.report.fly import machines_text
+from scanner.report.fly import deployments_markdown
 from scanner.report.fly import render_table as render_app_table
 from scanner.report.json_format import JsonFormatter
-from scanner.report.markdown import MarkdownFormatter, code, escape
+from scanner.report.markdown import MarkdownFormatter, escape
 from scanner.report.sarif import sarif_log
 from scanner.report.table import TableFormatter
 from scanner.report.terminal import safe
@@ -57,20 +57,7 @@ def render_markdown(scan: OrgScan) -> str:
         if not section.scan.machines:
             out += ["No Machines.", ""]
             continue
-        out += [
-            "| Image | Process groups | Regions | Machines | Findings |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for entry, image in zip(section.scan.deployments(), section.scan.deployed, strict=True):
-            counts = entry.get("findings", {})
-            found = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "none"
-            if not entry.get("complete", True):
-                found += " (incomplete)"
-            out.append(
-                f"| {code(image.display, 120)} | {escape(', '.join(image.process_groups))} | "
-                f"{escape(', '.join(image.regions))} | {len(image.machines)}: "
-                f"{escape(machines_text(image))} | {found} |"
-            )
+        out += deployments_markdown(section.scan)
         out.append("")
     md = MarkdownFormatter().lines(scan.report, title=f"Findings in {scan.org}'s images")
     return "\n".join(out + md) + "\n"
