@@ -4,31 +4,13 @@ from __future__ import annotations
 
 import gzip
 import io
-import tarfile
 import zipfile
 
 import pytest
 import zstandard
 
 from scanner.archives import ArchiveLimits, ArchiveWalk, decompressed_name, sniff
-
-
-def zip_bytes(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=method) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
-def tar_bytes(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+from tests.archives.helpers import tar_bytes, zip_bytes
 
 
 def leaves(
