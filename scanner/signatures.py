@@ -33,6 +33,13 @@ Content rule fields (``rules:``)::
 
 Path rule fields (``paths:``): id, title, severity, category (default
 "sensitive-file"), globs, exclude, description, examples (match/no_match paths).
+
+A rule's regexes are compiled on first use (:attr:`Rule.regex`), so a run that scans
+no layer (every layer in the cache) does not pay for hundreds of them. A user's file
+(``--rules``) is fully checked when it is loaded: regexes compiled, ``secret_group``
+and every example checked against them. The built-in files are parsed and checked
+for structure only at run time; :meth:`SignatureSet.check` runs the rest of the
+checks on them, and the test suite runs it on every built-in rule.
 """
 
 from __future__ import annotations
@@ -136,10 +143,10 @@ class Rule:
     severity: Severity
     category: Category
     keywords: tuple[str, ...]
-    regex: re.Pattern[bytes]
+    pattern: str  # the regex, compiled on bytes on first use (:attr:`regex`)
     secret_group: int | str
     entropy_min: float | None
-    allow: tuple[re.Pattern[bytes], ...]
+    allow_patterns: tuple[str, ...]  # compiled on first use (:attr:`allow`)
     description: str
     examples_match: tuple[Example, ...]
     examples_no_match: tuple[str, ...]
@@ -149,8 +156,23 @@ class Rule:
     validate: str | None = None
     provider: str = ""
 
+    @functools.cached_property
+    def regex(self) -> re.Pattern[bytes]:
+        """The compiled regex (compiled once, on first use)."""
+        return _compile(self.pattern, "regex", _RuleErrors.of(self))
+
+    @functools.cached_property
+    def allow(self) -> tuple[re.Pattern[bytes], ...]:
+        err = _RuleErrors.of(self)
+        return tuple(
+            _compile(p, f"allow pattern #{i + 1}", err) for i, p in enumerate(self.allow_patterns)
+        )
+
     def canonical(self) -> dict[str, Any]:
-        """Everything that defines the rule (not where it was loaded from)."""
+        """Everything that defines the rule (not where it was loaded from).
+
+        Regexes are given as text: they are compiled without flags, so the text holds
+        every flag (inline, ``(?i)``) and the digest needs no compilation."""
         return {
             "id": self.id,
             "detector": self.detector,
@@ -159,11 +181,10 @@ class Rule:
             "severity": self.severity.label,
             "category": self.category.value,
             "keywords": list(self.keywords),
-            "regex": _pattern_text(self.regex),
-            "flags": self.regex.flags,
+            "regex": self.pattern,
             "secret_group": self.secret_group,
             "entropy_min": self.entropy_min,
-            "allow": [_pattern_text(p) for p in self.allow],
+            "allow": list(self.allow_patterns),
             "description": self.description,
             "multiline": self.multiline,
             "generic": self.generic,
@@ -267,8 +288,8 @@ class SignatureSet:
     def load(cls, extra: Sequence[Path] = (), include_builtin: bool = True) -> SignatureSet:
         """The built-in rules (unless excluded) plus the user's files or directories.
 
-        The built-in files are parsed and checked once per process (hundreds of rules:
-        YAML, regex compilation and every example), whatever the user adds."""
+        The built-in files are parsed once per process, whatever the user adds; their
+        regexes are compiled on first use. The user's files are fully checked here."""
         if include_builtin and not extra:
             return _builtin()
         files: list[Path] = []
@@ -289,6 +310,21 @@ class SignatureSet:
             rules.extend(file_rules)
             path_rules.extend(file_paths)
         return cls.from_rules(rules, path_rules)
+
+    def compile(self) -> None:
+        """Compile every rule's regexes now (a parent process does, once, before it
+        forks workers that share them)."""
+        for rule in self.rules:
+            rule.regex  # noqa: B018 - cached on the rule
+            rule.allow  # noqa: B018
+
+    def check(self) -> None:
+        """The checks that need the compiled regexes, on every rule: ``secret_group``
+        and every example against the regex (SignatureError naming file and rule).
+        Loading does these for the user's files; the tests do them for the built-in
+        ones."""
+        for rule in self.rules:
+            _check_compiled(rule, _RuleErrors.of(rule))
 
     def match_path(self, path: str) -> list[PathRule]:
         """The path rules that flag ``path`` (an image path, leading slash optional)."""
@@ -317,7 +353,7 @@ def _builtin() -> SignatureSet:
     rules: list[Rule] = []
     path_rules: list[PathRule] = []
     for path in _builtin_files():
-        file_rules, file_paths = load_file(path)
+        file_rules, file_paths = load_file(path, checked=False)
         rules.extend(file_rules)
         path_rules.extend(file_paths)
     return SignatureSet.from_rules(rules, path_rules)
@@ -329,8 +365,11 @@ def _builtin_files() -> list[Path]:
     return sorted(BUILTIN_DIR.glob("*.yaml"))
 
 
-def load_file(path: Path) -> tuple[list[Rule], list[PathRule]]:
-    """Parse and validate one rule file."""
+def load_file(path: Path, checked: bool = True) -> tuple[list[Rule], list[PathRule]]:
+    """Parse and validate one rule file.
+
+    ``checked=False`` (the built-in files, which the tests check) leaves out what needs
+    the regexes compiled: see :meth:`SignatureSet.check`."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -347,7 +386,9 @@ def load_file(path: Path) -> tuple[list[Rule], list[PathRule]]:
     unknown = set(doc) - FILE_KEYS
     if unknown:
         raise SignatureError(f"{source}: unknown top-level key(s): {', '.join(sorted(unknown))}")
-    rules = [_parse_rule(raw, source, i) for i, raw in enumerate(_list(doc, "rules", source))]
+    rules = [
+        _parse_rule(raw, source, i, checked) for i, raw in enumerate(_list(doc, "rules", source))
+    ]
     paths = [_parse_path(raw, source, i) for i, raw in enumerate(_list(doc, "paths", source))]
     return rules, paths
 
@@ -366,6 +407,10 @@ class _RuleErrors:
         self.source = source
         rule_id = raw.get("id") if isinstance(raw, dict) else None
         self.name = f"rule {rule_id!r}" if rule_id else f"{kind} #{index + 1} (no id)"
+
+    @classmethod
+    def of(cls, rule: Rule) -> _RuleErrors:
+        return cls(rule.source, {"id": rule.id}, 0, "rule")
 
     def __call__(self, problem: str) -> SignatureError:
         return SignatureError(f"{self.source}: {self.name}: {problem}")
@@ -406,17 +451,15 @@ def _category(raw: Mapping[str, Any], default: Category, err: _RuleErrors) -> Ca
         raise err(str(exc)) from None
 
 
-@functools.lru_cache(maxsize=4096)
-def _compiled(pattern: bytes) -> re.Pattern[bytes]:
-    """re's own cache holds 512 patterns, fewer than the built-in set has."""
-    return re.compile(pattern)
-
-
-def _compile(pattern: Any, what: str, err: _RuleErrors) -> re.Pattern[bytes]:
+def _pattern(pattern: Any, what: str, err: _RuleErrors) -> str:
     if not isinstance(pattern, str) or not pattern:
         raise err(f"{what} must be a non-empty string")
+    return pattern
+
+
+def _compile(pattern: str, what: str, err: _RuleErrors) -> re.Pattern[bytes]:
     try:
-        return _compiled(pattern.encode("utf-8", "surrogateescape"))
+        return re.compile(pattern.encode("utf-8", "surrogateescape"))
     except re.error as exc:
         raise err(f"bad {what}: {exc}") from None
 
@@ -456,23 +499,27 @@ def _parse_example(item: Any, index: int, err: _RuleErrors) -> Example:
     raise err(f"match example #{index + 1}: expected a string or a mapping with 'text'")
 
 
-def _secret_group(raw: Mapping[str, Any], regex: re.Pattern[bytes], err: _RuleErrors) -> int | str:
+def _secret_group(raw: Mapping[str, Any], err: _RuleErrors) -> int | str:
     group = raw.get("secret_group", 0)
     if isinstance(group, bool) or not isinstance(group, int | str):
         raise err("secret_group must be a group number or name")
+    return group
+
+
+def _check_secret_group(rule: Rule, err: _RuleErrors) -> None:
+    group, regex = rule.secret_group, rule.regex
     if isinstance(group, int):
         if not 0 <= group <= regex.groups:
             raise err(f"secret_group {group} is not in the regex (it has {regex.groups} groups)")
     elif group not in regex.groupindex:
         raise err(f"secret_group {group!r} is not a named group of the regex")
-    return group
 
 
-def _parse_rule(raw: Any, source: str, index: int) -> Rule:
+def _parse_rule(raw: Any, source: str, index: int, checked: bool = True) -> Rule:
     err = _RuleErrors(source, raw, index, "rule")
     raw = _check_fields(raw, RULE_FIELDS, RULE_REQUIRED, err)
-    regex = _compile(raw["regex"], "regex", err)
-    group = _secret_group(raw, regex, err)
+    pattern = _pattern(raw["regex"], "regex", err)
+    group = _secret_group(raw, err)
 
     keywords_raw = raw["keywords"]
     if not isinstance(keywords_raw, list) or not all(isinstance(k, str) for k in keywords_raw):
@@ -491,7 +538,7 @@ def _parse_rule(raw: Any, source: str, index: int) -> Rule:
     allow_raw = raw.get("allow") or []
     if not isinstance(allow_raw, list):
         raise err("allow must be a list of regexes")
-    allow = tuple(_compile(p, f"allow pattern #{i + 1}", err) for i, p in enumerate(allow_raw))
+    allow = tuple(_pattern(p, f"allow pattern #{i + 1}", err) for i, p in enumerate(allow_raw))
 
     for flag in ("multiline", "generic"):
         if flag in raw and not isinstance(raw[flag], bool):
@@ -518,10 +565,10 @@ def _parse_rule(raw: Any, source: str, index: int) -> Rule:
         severity=_severity(raw, err),
         category=_category(raw, Category.SECRET, err),
         keywords=keywords,
-        regex=regex,
+        pattern=pattern,
         secret_group=group,
         entropy_min=float(entropy) if entropy is not None else None,
-        allow=allow,
+        allow_patterns=allow,
         description=raw.get("description", "").strip(),
         examples_match=examples,
         examples_no_match=tuple(no_match_raw),
@@ -531,19 +578,31 @@ def _parse_rule(raw: Any, source: str, index: int) -> Rule:
         validate=validate,
         provider=raw.get("provider") or raw["detector"],
     )
-    _check_examples(rule, err)
+    _check_keywords(rule, err)
+    if checked:
+        _check_compiled(rule, err)
     return rule
 
 
-def _check_examples(rule: Rule, err: _RuleErrors) -> None:
-    """The checks that need no engine: keywords and the regex against the examples."""
+def _check_keywords(rule: Rule, err: _RuleErrors) -> None:
+    """Every keyword is in some 'match' example, every 'match' example has one."""
     lowered = [e.text.lower() for e in rule.examples_match]
     for keyword in rule.keywords:
         if not any(keyword in text for text in lowered):
             raise err(f"keyword {keyword!r} appears in none of the 'match' examples")
-    for i, (example, text) in enumerate(zip(rule.examples_match, lowered, strict=True)):
+    for i, text in enumerate(lowered):
         if not any(k in text for k in rule.keywords):
             raise err(f"match example #{i + 1} contains none of the keywords")
+
+
+def _check_compiled(rule: Rule, err: _RuleErrors) -> None:
+    """The checks that need the regexes compiled (but no engine): they compile,
+    ``secret_group`` is in the regex, the regex matches every 'match' example and
+    captures its expected secret."""
+    rule.regex  # noqa: B018 - compiles it: an error names the file and the rule
+    rule.allow  # noqa: B018
+    _check_secret_group(rule, err)
+    for i, example in enumerate(rule.examples_match):
         data = example.text.encode("utf-8", "surrogateescape")
         secrets = [
             m.group(rule.secret_group)
@@ -636,10 +695,6 @@ def _compile_glob(glob: str) -> tuple[bool, re.Pattern[str]]:
             out.append(re.escape(c))
             i += 1
     return on_base, re.compile("".join(out), re.DOTALL)
-
-
-def _pattern_text(pattern: re.Pattern[bytes]) -> str:
-    return pattern.pattern.decode("utf-8", "surrogateescape")
 
 
 def _digest(rules: Sequence[Rule], path_rules: Sequence[PathRule]) -> str:

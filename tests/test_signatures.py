@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from scanner import signatures
 from scanner.errors import SignatureError
 from scanner.findings import Category, Severity
 from scanner.secrets.engine import SecretEngine
@@ -341,9 +342,56 @@ def test_digest_does_not_depend_on_file_location(tmp_path: Path) -> None:
 
 
 def test_every_builtin_file_loads_alone() -> None:
+    """Loaded as a user's file is (every check, regexes compiled), each built-in file
+    passes: the checks the run-time loader leaves out of the built-in set."""
+    ids: list[str] = []
     for path in sorted(BUILTIN_DIR.glob("*.yaml")):
         rules, paths = load_file(path)
         assert rules or paths, path
+        ids += [r.id for r in rules]
+    assert sorted(ids) == sorted(r.id for r in BUILTIN.rules)
+
+
+def test_builtin_set_passes_the_deferred_checks() -> None:
+    SignatureSet.builtin().check()
+    assert all("regex" in rule.__dict__ for rule in BUILTIN.rules)
+
+
+def test_loading_the_builtin_set_compiles_no_regex() -> None:
+    """A run whose layers are all cached gets the digest without compiling a rule."""
+    fresh = signatures._builtin.__wrapped__()
+    assert fresh.digest == BUILTIN.digest
+    assert fresh.rules and not any(
+        "regex" in r.__dict__ or "allow" in r.__dict__ for r in fresh.rules
+    )
+    fresh.compile()
+    assert all("regex" in r.__dict__ and "allow" in r.__dict__ for r in fresh.rules)
+    assert [r.regex.pattern.decode() for r in fresh.rules] == [r.pattern for r in fresh.rules]
+
+
+DEFERRED = [
+    (lambda r: r.replace("regex: 'acme_[a-z0-9]{10}'", "regex: 'acme_[a-z'"), "bad regex"),
+    (lambda r: r + "  allow: ['(unclosed']\n", "bad allow pattern #1"),
+    (lambda r: r + "  secret_group: 2\n", "secret_group 2 is not in the regex"),
+    (lambda r: r + "  secret_group: token\n", "secret_group 'token' is not a named group"),
+    (lambda r: r.replace("secret: acme_p9z8y7x6w5", "secret: acme_0000000000"), "expected"),
+    (lambda r: r.replace("'acme_k3j9x0q2lm'", "'acme_K3J9'"), "does not match 'match' example #1"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), DEFERRED)
+def test_checks_left_to_check_name_file_and_rule(
+    tmp_path: Path, edit: Callable[[str], str], message: str
+) -> None:
+    """What the built-in loader defers is still checked: at load for a user's file, by
+    :meth:`SignatureSet.check` (which the tests run on the built-in set) otherwise."""
+    path = write_rules(tmp_path, edit(GOOD_RULE))
+    error = load_error(path)
+    assert message in error and str(path) in error and "acme-token" in error
+    rules, _ = load_file(path, checked=False)
+    with pytest.raises(SignatureError) as info:
+        SignatureSet.from_rules(rules).check()
+    assert str(info.value) == error
 
 
 def test_unparseable_key_block_never_spans_another_marker() -> None:
