@@ -7,18 +7,22 @@ every analyzer explicitly; there is no global state.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from scanner.archives.limits import DEFAULT_LIMITS, ArchiveLimits, ImageUsage
 from scanner.blast import Clue, radius
 from scanner.findings import Finding, Location, Severity, hash_secret, redact
 from scanner.keys import key_id, load_key
 from scanner.secrets.cmdline import SENSITIVE_FRAGMENT, credential_spans
-from scanner.secrets.engine import SecretEngine, SecretMatch
 from scanner.signatures import SignatureSet
+
+if TYPE_CHECKING:
+    from scanner.secrets.engine import SecretEngine, SecretMatch
 
 # Words that make a variable's value a credential whatever it looks like. Names
 # are split into words (FLY_API_TOKEN, apiKey, db.password) before matching.
@@ -129,15 +133,28 @@ class Detection:
     archive_limits: ArchiveLimits = DEFAULT_LIMITS
     # Key of secret hashes and fingerprints; None: the installation's (scanner.keys).
     hash_key: bytes | None = None
-    engine: SecretEngine = field(init=False)
     # archive bytes and entries of the image being scanned, shared with forked workers
     archive_usage: ImageUsage = field(init=False)
 
     def __post_init__(self) -> None:
-        self.engine = SecretEngine(self.signatures)
         self.archive_usage = ImageUsage()
         if self.hash_key is None:
             self.hash_key = load_key()
+
+    @functools.cached_property
+    def engine(self) -> SecretEngine:
+        """The secret engine, built on first use: a run whose layers all come from the
+        cache may need it only for a few lines of history, or not at all."""
+        from scanner.secrets.engine import SecretEngine
+
+        return SecretEngine(self.signatures)
+
+    def prepare(self) -> None:
+        """Build now what is otherwise built on first use (the engine, every rule's
+        regexes): a parent process calls this before it forks workers, which then
+        share it instead of each building its own."""
+        self.signatures.compile()
+        self.engine  # noqa: B018 - cached
 
     @property
     def key(self) -> bytes:

@@ -4,6 +4,10 @@ Reads the image through its source, scans each distinct layer blob once with the
 file analyzers, places the layer findings in each platform (position, build step,
 forensic status), runs the image analyzers on config and history, and records
 everything that could not be scanned as a problem.
+
+The analyzers (and through them the secret engine and detect-secrets) are imported
+by the methods that run them: every command imports this module for
+:class:`ScanOptions`, and ``--version`` or ``--help`` should not pay for them.
 """
 
 from __future__ import annotations
@@ -18,9 +22,6 @@ from pathlib import Path
 from types import TracebackType
 
 from scanner import dpkg
-from scanner.analyzers.builtin import IMAGE_ANALYZERS, analyzers_version
-from scanner.analyzers.content_secrets import lowered
-from scanner.analyzers.history import redact_step
 from scanner.analyzers.interface import ImageContext
 from scanner.archives import DEFAULT_LIMITS, ArchiveLimits
 from scanner.cachebackends import DEFAULT_EXPIRY, CacheBackend, open_backend
@@ -30,7 +31,6 @@ from scanner.errors import LayerleakError
 from scanner.findings import FileState, Finding, LocationKind, Severity, Status
 from scanner.forensics import reachable_status
 from scanner.image import Image, Layer, PlatformImage
-from scanner.layer_scan import place_layer_findings
 from scanner.layers import LayerIndex
 from scanner.results import (
     ImageResult,
@@ -137,6 +137,8 @@ class Scanner:
         self.stats = LayerStats()
         self.cache: CacheBackend | None = None
         if options.use_cache and not self.detection.reveal:
+            from scanner.analyzers.builtin import analyzers_version
+
             self.cache = open_backend(
                 options.cache_backend,
                 self.detection.signatures.digest,
@@ -342,6 +344,11 @@ class Scanner:
         return result
 
     def _scan_platform(self, image: Image, platform: PlatformImage, result: ImageResult) -> None:
+        from scanner.analyzers.builtin import IMAGE_ANALYZERS
+        from scanner.analyzers.content_secrets import lowered
+        from scanner.analyzers.history import redact_step
+        from scanner.layer_scan import place_layer_findings
+
         name = str(platform.platform)
         summary = PlatformResult(name, platform.manifest_digest, platform.config_digest)
         result.platforms.append(summary)

@@ -19,10 +19,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin
-
-import requests
 
 from scanner.errors import LayerleakError, RegistryError, UsageError
 from scanner.findings import Finding
@@ -31,6 +29,9 @@ from scanner.ignore import summary_note
 from scanner.image import Image
 from scanner.outcome import Outcome
 from scanner.results import ImageResult, ScanProblem
+
+if TYPE_CHECKING:
+    import requests
 
 TIMELINE_SCHEMA_VERSION = 1
 PAGE_SIZE = 100

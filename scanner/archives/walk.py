@@ -13,7 +13,6 @@ from typing import IO, BinaryIO
 
 import zstandard
 
-from scanner.archives import sevenzip
 from scanner.archives.ar import ArError, Slice, ar_members
 from scanner.archives.compressed import DECODE_ERRORS as CODEC_ERRORS
 from scanner.archives.compressed import LZMA_MEMLIMIT, Decoded
@@ -402,6 +401,9 @@ class ArchiveWalk:
             yield inner, as_binary(stream)
 
     def _seven_zip(self, stream: Reader, inner: str | None, depth: int, top: bool) -> Leaves:
+        # imported on the first 7z member: py7zr (and its codecs) is slow to import
+        from scanner.archives import sevenzip
+
         spool, _, too_large = self._spool(stream, inner, "7z", top)
         with spool:
             if too_large is not None:

@@ -36,12 +36,10 @@ from scanner.errors import LayerleakError
 from scanner.gate import EXIT_INCOMPLETE, EXIT_USAGE
 from scanner.image import Image
 from scanner.reference import parse_reference
-from scanner.registry.client import Endpoint, RegistryClient
 from scanner.registry.credentials import resolve_credential
 from scanner.report.registry import formats
 from scanner.results import ImageResult, Report, ScanProblem
 from scanner.scan import ScanOptions
-from scanner.sources.registry import RegistrySource
 from scanner.timeline import Timeline, build_timeline, list_tags, repository_name
 from scanner.timelines import TimelineSet
 
@@ -178,6 +176,10 @@ def _one_repository(
     quiet: bool,
 ) -> Timeline:
     """One repository's timeline (:class:`Stop` when it cannot be built at all)."""
+    # the registry client (requests, oras) is imported by the command that talks to one
+    from scanner.registry.client import Endpoint, RegistryClient
+    from scanner.sources.registry import RegistrySource
+
     try:
         name = repository_name(text)
         ref = parse_reference(name)

@@ -18,13 +18,14 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import requests
 
 from scanner import __version__
 from scanner.errors import LayerleakError, UsageError
+
+if TYPE_CHECKING:
+    import requests
 
 DEFAULT_API_URL = "https://api.machines.dev"
 API_URL_ENV = ("LAYERLEAK_FLY_API_URL", "FLY_API_URL")
@@ -261,7 +262,11 @@ class MachinesClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_wait = max_wait
-        self._session = session or requests.Session()
+        if session is None:
+            import requests  # only the fly commands talk to the API: imported when they do
+
+            session = requests.Session()
+        self._session = session
         self._sleep = sleep
         self._notify = notify
 
@@ -286,6 +291,8 @@ class MachinesClient:
             "Accept": "application/json",
             "User-Agent": f"layerleak/{__version__}",
         }
+        import requests
+
         attempt = 0
         while True:
             try:

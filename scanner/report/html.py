@@ -17,8 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from scanner import __version__
 from scanner.diff import Diff, DiffEntry
@@ -49,6 +48,9 @@ from scanner.report.interface import Formatter
 from scanner.results import ImageResult, Report
 from scanner.timeline import Timeline
 from scanner.timelines import TimelineSet
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = "scanner.report"
 MAX_DEPLOYMENTS = 500  # images listed in a fly report's "what runs where" table
@@ -462,6 +464,8 @@ def _fly_view(scan: FlyScan, anchors: dict[str, str]) -> FlyView:
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # only HTML reports need it, and it is slow to import
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader(TEMPLATES, "templates"),
         autoescape=True,

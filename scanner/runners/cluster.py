@@ -50,7 +50,6 @@ from scanner.runners.interface import (
     stopped_result,
     wait_limit,
 )
-from scanner.sources.registry import RegistryBlobOpener
 
 ENV_CLUSTER = "LAYERLEAK_CLUSTER"
 CONNECT_TIMEOUT = 30.0
@@ -123,6 +122,8 @@ def is_loopback(host: str) -> bool:
 
 
 def _carries_credential(layer: Layer) -> bool:
+    from scanner.sources.registry import RegistryBlobOpener
+
     opener = layer.opener
     return isinstance(opener, RegistryBlobOpener) and not opener.credential.anonymous
 
@@ -162,6 +163,8 @@ class DaskRunner(LayerRunner):
         return self.options.private_link or self.options.allow_insecure
 
     def accepts(self, layer: Layer) -> bool:
+        from scanner.sources.registry import RegistryBlobOpener
+
         return self.options.shared_path or isinstance(layer.opener, RegistryBlobOpener)
 
     @property

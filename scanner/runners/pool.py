@@ -24,7 +24,6 @@ from scanner.archives.limits import ImageUsage
 from scanner.deadline import NO_DEADLINE, Deadline
 from scanner.detection import Detection
 from scanner.image import Layer
-from scanner.layer_scan import scan_layer
 from scanner.results import LayerResult
 from scanner.runners.interface import (
     GRACE,
@@ -45,6 +44,7 @@ def _worker_main(
     inherited: Detection | None,
 ) -> None:
     """The loop of one worker process: layer in, result bytes out."""
+    from scanner.layer_scan import scan_layer  # the analyzers: imported when used
     from scanner.runners.worker import detection_for
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
@@ -133,10 +133,20 @@ class ProcessPoolRunner(LayerRunner):
             if worker.layer is None:
                 return worker
         if len(self._workers) < self.jobs:
+            self._prepare()
             worker = _Worker(self.spec, self.usage, self.inherit)
             self._workers.append(worker)
             return worker
         return None
+
+    def _prepare(self) -> None:
+        """Load once, here, what every worker needs, so that the fork hands it over
+        instead of each worker loading its own: the layer scanner (the analyzers, the
+        engine and detect-secrets) and the inherited detection's engine and regexes."""
+        import scanner.layer_scan  # noqa: F401
+
+        if self.inherit is not None:
+            self.inherit.prepare()
 
     def run(
         self, layers: Sequence[Layer], deadline: Deadline = NO_DEADLINE, *, grace: float = GRACE

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import pytest
 
+from scanner import signatures as signatures_module
 from scanner.detection import Detection
 from scanner.image import BlobOpener, Image, Layer
 from scanner.results import LayerResult
@@ -183,3 +184,20 @@ def test_a_lone_layer_also_runs_in_a_worker(images: dict[str, Path], tmp_path: P
         result = scanner._layers[victim.digest]
     assert result.error is not None and "SIGKILL" in result.error
     assert not mark.exists()
+
+
+def test_pool_builds_the_detection_once_before_it_forks(images: dict[str, Path]) -> None:
+    """The engine and the rule regexes are built on first use; a pool builds them in
+    the parent before its first fork, so that workers share them instead of each
+    building its own."""
+    signatures = signatures_module._builtin.__wrapped__()  # fresh: nothing compiled yet
+    detection = Detection(signatures)
+    assert "engine" not in detection.__dict__
+    assert not any("regex" in rule.__dict__ for rule in signatures.rules)
+    layers = layers_of(images["deleted_secret"])
+    with ProcessPoolRunner(DetectionSpec((), signatures.digest), jobs=1, inherit=detection) as pool:
+        results = list(pool.run(layers))
+    assert len(results) == len(layers) and all(r.error is None for _, r in results)
+    assert any(r.findings for _, r in results)
+    assert "engine" in detection.__dict__  # the parent scanned nothing: built for the fork
+    assert all("regex" in rule.__dict__ for rule in signatures.rules)
