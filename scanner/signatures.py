@@ -255,14 +255,28 @@ class SignatureSet:
     # match_path runs for every file of every layer
     _any_base: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
     _any_path: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    # The last part of the full-path globs, on the basename: a path whose basename
+    # matches none cannot match those globs, and the slower full-path pattern is skipped.
+    # Globs whose last part is ``*`` or holds ``**`` are in _any_path_always.
+    _path_last: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _any_path_always: re.Pattern[str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         base = [p.pattern for r in self.path_rules for on_base, p in r._include if on_base]
-        full = [p.pattern for r in self.path_rules for on_base, p in r._include if not on_base]
+        full = [g.lstrip("/") for r in self.path_rules for g in r.globs if "/" in g.lstrip("/")]
+        last = [g.rsplit("/", 1)[1] for g in full]
+        # a last part with "**" may span directories; one of only "*" says nothing
+        spanning = [g for g, part in zip(full, last, strict=True) if _uninformative(part)]
+        settable = functools.partial(object.__setattr__, self)
         if base:
-            object.__setattr__(self, "_any_base", re.compile("|".join(base), re.DOTALL))
+            settable("_any_base", re.compile("|".join(base), re.DOTALL))
         if full:
-            object.__setattr__(self, "_any_path", re.compile("|".join(full), re.DOTALL))
+            settable("_any_path", _union(full))
+            settable("_path_last", _union([p for p in last if not _uninformative(p)]))
+        if spanning:
+            settable("_any_path_always", _union(spanning))
 
     @classmethod
     def from_rules(cls, rules: Iterable[Rule], path_rules: Iterable[PathRule] = ()) -> SignatureSet:
@@ -332,7 +346,13 @@ class SignatureSet:
         base = path.rsplit("/", 1)[-1]
         if not (
             (self._any_base is not None and self._any_base.fullmatch(base))
-            or (self._any_path is not None and self._any_path.fullmatch(path))
+            or (
+                self._path_last is not None
+                and self._path_last.fullmatch(base)
+                and self._any_path is not None
+                and self._any_path.fullmatch(path)
+            )
+            or (self._any_path_always is not None and self._any_path_always.fullmatch(path))
         ):
             return []
         return [rule for rule in self.path_rules if rule.matches(path)]
@@ -653,6 +673,17 @@ def _strings(value: Any, what: str, err: _RuleErrors) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise err(f"{what} must be a list of non-empty strings")
     return tuple(value)
+
+
+def _uninformative(part: str) -> bool:
+    return "**" in part or not part.strip("*")
+
+
+def _union(globs: Sequence[str]) -> re.Pattern[str] | None:
+    """One pattern matching what any of ``globs`` matches (None for no globs)."""
+    if not globs:
+        return None
+    return re.compile("|".join(_compile_glob(g)[1].pattern for g in globs), re.DOTALL)
 
 
 def _compile_glob(glob: str) -> tuple[bool, re.Pattern[str]]:

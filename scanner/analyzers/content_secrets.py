@@ -66,6 +66,7 @@ fingerprint, and ``--fail-on low`` still gates on them.
 
 from __future__ import annotations
 
+import functools
 import io
 import posixpath
 import re
@@ -79,7 +80,7 @@ from scanner.archives import ArchiveWalk, Prefixed, Skipped, read_head, sniff
 from scanner.detection import Detection
 from scanner.findings import Category, Finding, Severity
 from scanner.layers import EntryKind, FileInfo
-from scanner.secrets.engine import KeywordPrefilter, SecretEngine, SecretMatch
+from scanner.secrets.engine import STREAM_WINDOW, KeywordPrefilter, SecretEngine, SecretMatch
 from scanner.signatures import Rule, SignatureSet
 from scanner.streams import read_up_to
 
@@ -178,6 +179,7 @@ def distinctive(rule: Rule) -> bool:
     return bool(rule.keywords) and not any(_WORD_KEYWORD.match(k.lower()) for k in rule.keywords)
 
 
+@functools.lru_cache(maxsize=1024)  # a file's path is judged once per match
 def third_party_noise(path: str) -> str | None:
     """The noise reason for *any* finding at ``path`` (tests and docs of packages)."""
     if THIRD_PARTY_NOISE.search(path):
@@ -185,6 +187,7 @@ def third_party_noise(path: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def provenance_noise(path: str) -> str | None:
     """The noise reason for non-distinctive findings at ``path`` (see the policy)."""
     if THIRD_PARTY_PACKAGE.search(path):
@@ -356,10 +359,32 @@ class ContentSecretsAnalyzer(FileAnalyzer):
             data = content.read()
             if is_metadata(info.path):
                 self._dists.note(info.path, data)
-            if sniff(data[:512]) is None:
+            kind = sniff(data[:512])
+            if kind is None:
                 return self._file_findings(info.path, data, layer)
+            if kind == "gzip" and worth_opening(info.path):
+                found = self._small_gzip(info.path, data, layer)
+                if found is not None:
+                    return found
             content = cast(BinaryIO, io.BytesIO(data))
         return self._findings(info.path, content, layer)
+
+    def _small_gzip(self, path: str, data: bytes, layer: LayerContext) -> list[Finding] | None:
+        """What :meth:`_findings` gives for a gzip file the walk would open to one plain
+        leaf (see :meth:`ArchiveWalk.small_gzip`), without the walk; None otherwise.
+        A leaf under the engine's stream window is one scan, as in :meth:`_matches`."""
+        walk = ArchiveWalk(layer.archive_budget.limits, layer.archive_budget)
+        leaf = walk.small_gzip(data, posixpath.basename(path), STREAM_WINDOW - 1)
+        if leaf is None:
+            return None
+        inner, plain = leaf
+        found = list(self._inner_path_findings(path, inner, layer))
+        for match in self._data_matches(plain, path):
+            location = layer.location(path, line=match.line, inner_path=inner)
+            found.append(
+                lowered(self.detection.finding(match, location), noise_for(path, match.rule))
+            )
+        return found
 
     def _file_findings(self, path: str, data: bytes, layer: LayerContext) -> list[Finding]:
         detection = self.detection

@@ -44,6 +44,17 @@ class _Codec:
         raise NotImplementedError
 
 
+def gunzip_member(data: bytes, limit: int) -> bytes | None:
+    """The content of ``data`` when it is exactly one whole gzip member (nothing after
+    it, not even zeros) decompressing to at most ``limit`` bytes; else None. Raises
+    the codec's error on damaged data."""
+    d = isal_zlib.decompressobj(wbits=31)
+    out: bytes = d.decompress(data, limit + 1)
+    if not d.eof or d.unused_data or d.unconsumed_tail or len(out) > limit:
+        return None
+    return out
+
+
 class _Gzip(_Codec):
     """gzip members (``wbits=31``), or a raw deflate stream (``wbits=-15``: zip members)."""
 

@@ -43,7 +43,7 @@ class Prefixed(_RawReader):
 
     def __init__(self, head: bytes, stream: Reader, at_eof: bool = False) -> None:
         self.head = head
-        self._pending = head
+        self._pos = 0  # bytes of head already read (head may be large: never re-sliced)
         self._stream = stream
         self._eof = at_eof
 
@@ -53,11 +53,13 @@ class Prefixed(_RawReader):
         return self._stream.read(size)
 
     def read(self, size: int | None = -1) -> bytes:
+        pos, head = self._pos, self.head
         if size is None or size < 0:
-            data, self._pending = self._pending + self._rest(), b""
-            return data
-        if self._pending:
-            data, self._pending = self._pending[:size], self._pending[size:]
+            self._pos = len(head)
+            return (head[pos:] if pos else head) + self._rest()
+        if pos < len(head):
+            data = head[pos : pos + size] if pos or size < len(head) else head
+            self._pos = pos + len(data)
             if len(data) < size:
                 data += self._rest(size - len(data))
             return data
@@ -70,11 +72,7 @@ def read_head(stream: Reader, n: int = HEAD_SIZE) -> tuple[bytes, BinaryIO]:
     A stream that already is a :class:`Prefixed` with a long enough head is not
     read again.
     """
-    if (
-        isinstance(stream, Prefixed)
-        and stream._pending is stream.head
-        and (len(stream.head) >= n or stream._eof)
-    ):
+    if isinstance(stream, Prefixed) and stream._pos == 0 and (len(stream.head) >= n or stream._eof):
         return stream.head[:n], as_binary(stream)
     head = read_up_to(as_binary(stream), n)
     return head, as_binary(Prefixed(head, stream, at_eof=len(head) < n))

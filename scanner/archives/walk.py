@@ -15,7 +15,7 @@ import zstandard
 
 from scanner.archives.ar import ArError, Slice, ar_members
 from scanner.archives.compressed import DECODE_ERRORS as CODEC_ERRORS
-from scanner.archives.compressed import LZMA_MEMLIMIT, Decoded
+from scanner.archives.compressed import LZMA_MEMLIMIT, Decoded, gunzip_member
 from scanner.archives.limits import DEFAULT_LIMITS, ArchiveBudget, ArchiveLimits, Skipped, human
 from scanner.archives.sniff import (
     ARCHIVES,
@@ -26,6 +26,7 @@ from scanner.archives.sniff import (
     sniff,
 )
 from scanner.archives.streams import (
+    HEAD_SIZE,
     Chain,
     Limited,
     Reader,
@@ -127,6 +128,26 @@ class ArchiveWalk:
             yield None, body
             return
         yield from self._expand(body, name, None, 0, 0, top=True)
+
+    def small_gzip(self, data: bytes, name: str, limit: int) -> tuple[str, bytes] | None:
+        """The one leaf of a whole gzip file held in memory, as :meth:`leaves` would give
+        it, when nothing about it needs the walk: one member, no trailing bytes, intact,
+        decompressing to at most ``limit`` bytes within the budgets, and not an archive.
+        Else None, with nothing charged: walk it with :meth:`leaves`. Most compressed
+        files in images (man pages, changelogs) are like this, and the walk's stream
+        machinery costs more than their content."""
+        room = min(self.limits.member_cap, self.remaining(), limit)
+        if self.limits.max_depth <= 0 or room <= 0 or sniff(data[:HEAD_SIZE]) != "gzip":
+            return None
+        try:
+            out = gunzip_member(data, room)
+        except CODEC_ERRORS:
+            return None
+        if out is None or sniff(out[:HEAD_SIZE]) is not None:
+            return None
+        self.archives += 1
+        self.charge(len(out))
+        return join_inner(None, decompressed_name(name, "gzip")), out
 
     def _skip(self, inner: str | None, reason: str, limit: bool = False) -> None:
         self.skipped.append(Skipped(inner, reason, limit))

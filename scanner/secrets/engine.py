@@ -26,6 +26,7 @@ Data is bytes throughout: printable runs inside binaries match like text.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,11 +36,13 @@ from detect_secrets.filters.heuristic import is_potential_uuid
 from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 
 from scanner.secrets.noise import NOISE_LOW_ENTROPY, assess, shannon_entropy
-from scanner.secrets.prefilter import Prefilter, make_prefilter
+from scanner.secrets.prefilter import Checks, Prefilter, make_prefilter
+from scanner.secrets.prefilter.widened import WIDENED_VERSION, Unsupported, widened
 from scanner.secrets.validators import REASONS, VALIDATORS, credentials_password
 from scanner.signatures import Rule, SignatureSet
 from scanner.streams import read_up_to
 
+STREAM_WINDOW = 4 << 20  # scan_stream reads this much at a time; less is one scan()
 LINE_REACH = 4096  # single-line rules: bytes kept either side of a keyword, within its line
 BLOCK_BEFORE = 4096  # multi-line rules: bytes before a keyword
 BLOCK_AFTER = 24576  # multi-line rules: bytes after a keyword (a PEM or PGP block)
@@ -93,7 +96,6 @@ class RulePlugin(RegexBasedDetector):
     def __init__(self, rule: Rule) -> None:
         self._rule = rule
         self.secret_type = f"{rule.detector}: {rule.title}"
-        self._regex = rule.regex
         self._group = rule.secret_group
         self._str_regex: re.Pattern[str] | None = None
 
@@ -104,13 +106,12 @@ class RulePlugin(RegexBasedDetector):
     @property
     def denylist(self) -> tuple[re.Pattern[str], ...]:
         if self._str_regex is None:
-            pattern = self._regex.pattern.decode("utf-8", "surrogateescape")
-            self._str_regex = re.compile(pattern, re.ASCII)
+            self._str_regex = re.compile(self._rule.pattern, re.ASCII)
         return (self._str_regex,)
 
     def find(self, data: bytes, start: int, end: int) -> Iterator[Span]:
         group = self._group
-        for m in self._regex.finditer(data, start, end):
+        for m in self._rule.regex.finditer(data, start, end):
             s, e = m.span(group)
             if s < e:
                 yield s, e, m.start(), m.end()
@@ -162,8 +163,10 @@ class SecretEngine:
     """Finds secrets in bytes with a :class:`SignatureSet`.
 
     ``plugins`` adds detect-secrets plugins, each with the rule that describes it.
-    ``prefilter`` picks the keyword prefilter backend (see :func:`make_prefilter`).
-    An engine holds no per-scan state: one instance can scan many files.
+    ``prefilter`` picks the keyword prefilter backend (see :func:`make_prefilter`);
+    ``checks`` gives it each rule's widened regex (see :meth:`_scan_buffer`; off only to
+    compare results with and without them). An engine holds no per-scan state: one
+    instance can scan many files.
     """
 
     def __init__(
@@ -172,6 +175,7 @@ class SecretEngine:
         plugins: Sequence[tuple[BasePlugin, Rule]] = (),
         *,
         prefilter: str = "auto",
+        checks: bool = True,
     ) -> None:
         detectors: list[Detector] = [RulePlugin(rule) for rule in signatures.rules]
         detectors.extend(PluginDetector(plugin, rule) for plugin, rule in plugins)
@@ -195,7 +199,13 @@ class SecretEngine:
         self._line_rules = tuple(tuple(r) for r in line_rules)
         self._block_rules = tuple(tuple(r) for r in block_rules)
         self._prefilter: Prefilter | None = (
-            make_prefilter(list(keyword_ids), backend=prefilter) if keyword_ids else None
+            make_prefilter(
+                list(keyword_ids),
+                backend=prefilter,
+                checks=_checks(self._detectors) if checks else None,
+            )
+            if keyword_ids
+            else None
         )
 
     @property
@@ -211,7 +221,7 @@ class SecretEngine:
         return self._scan_buffer(data, 0, len(data), 0, 1)
 
     def scan_stream(
-        self, stream: BinaryIO, window: int = 4 << 20, overlap: int = 64 << 10
+        self, stream: BinaryIO, window: int = STREAM_WINDOW, overlap: int = 64 << 10
     ) -> Iterator[SecretMatch]:
         """Every secret in a stream, read in overlapping windows.
 
@@ -261,9 +271,10 @@ class SecretEngine:
         if self._prefilter is None or lo >= hi:
             return []
         n = len(buf)
-        hits = self._prefilter.hits(buf, max(0, lo - MAX_REGION), min(n, hi + MAX_REGION))
+        hits, checked = self._prefilter.scan(buf, max(0, lo - MAX_REGION), min(n, hi + MAX_REGION))
         if not hits:
             return []
+        with_checks = self._prefilter.with_checks
 
         regions: dict[int, list[tuple[int, int]]] = {}
         for kid, ends in hits.items():
@@ -280,8 +291,13 @@ class SecretEngine:
         raw: set[tuple[int, int, int, int, int]] = set()
         for index, spans in regions.items():
             detector = self._detectors[index]
+            # The rule's widened regex matched nowhere in buf: its regex cannot match in
+            # a region ending where a line or the buffer ends (no truncated match there).
+            absent = index in with_checks and index not in checked
             for start, end in _merge(spans):
                 if end <= lo or start >= hi:
+                    continue
+                if absent and (end == n or buf[end] == 10):
                     continue
                 for s, e, ms, me in detector.find(buf, start, end):
                     if lo <= s < hi:
@@ -359,6 +375,28 @@ class SecretEngine:
         if rule.entropy_min is not None and shannon_entropy(secret) < rule.entropy_min:
             return True, NOISE_LOW_ENTROPY
         return True, None
+
+
+def _checks(detectors: Sequence[Detector]) -> Checks:
+    """Each detector's check (its id is the detector's index): the rule's widened regex
+    (:mod:`scanner.secrets.prefilter.widened`), None for a detect-secrets plugin."""
+    sources = [d.rule.pattern if isinstance(d, RulePlugin) else None for d in detectors]
+    key = hashlib.sha256(
+        "\0".join(
+            ["widened", WIDENED_VERSION, *(s if s is not None else "-" for s in sources)]
+        ).encode("utf-8", "surrogateescape")
+    ).hexdigest()
+
+    def patterns() -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for source in sources:
+            try:
+                out.append(widened(source) if source is not None else None)
+            except Unsupported:
+                out.append(None)
+        return out
+
+    return Checks(key, patterns)
 
 
 def _context(buf: bytes, ms: int, me: int) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from scanner.secrets.prefilter.aho_corasick import PyAhoCorasick, RustAhoCorasick
 from scanner.secrets.prefilter.hyperscan_db import HyperscanPrefilter
-from scanner.secrets.prefilter.interface import Prefilter, PrefilterUnavailable
+from scanner.secrets.prefilter.interface import Checks, Prefilter, PrefilterUnavailable
 
 BACKENDS: dict[str, type[Prefilter]] = {
     cls.name: cls for cls in (HyperscanPrefilter, RustAhoCorasick, PyAhoCorasick)
@@ -19,14 +19,17 @@ BACKENDS: dict[str, type[Prefilter]] = {
 AUTO_ORDER = ("hyperscan", "ahocorasick-rs", "pyahocorasick")
 
 
-def make_prefilter(keywords: Sequence[str], backend: str = "auto") -> Prefilter:
+def make_prefilter(
+    keywords: Sequence[str], backend: str = "auto", checks: Checks | None = None
+) -> Prefilter:
+    """A prefilter of ``keywords``; ``checks`` are run where the backend can (Hyperscan)."""
     if backend != "auto":
         if backend not in BACKENDS:
             raise ValueError(f"unknown prefilter backend {backend!r}")
-        return BACKENDS[backend](keywords)
+        return BACKENDS[backend](keywords, checks)
     for name in AUTO_ORDER:
         try:
-            return BACKENDS[name](keywords)
+            return BACKENDS[name](keywords, checks)
         except PrefilterUnavailable:
             continue
     raise PrefilterUnavailable("no prefilter backend loads")  # pyahocorasick always does
@@ -45,4 +48,11 @@ def active_backend() -> str:
     return "none"
 
 
-__all__ = ["BACKENDS", "Prefilter", "PrefilterUnavailable", "active_backend", "make_prefilter"]
+__all__ = [
+    "BACKENDS",
+    "Checks",
+    "Prefilter",
+    "PrefilterUnavailable",
+    "active_backend",
+    "make_prefilter",
+]

@@ -1,7 +1,7 @@
 """Aho-Corasick prefilters: ahocorasick-rs (a DFA on bytes) or pyahocorasick.
 
 Both need the buffer lower-cased first (one copy per call); used when Hyperscan
-is not available.
+is not available. Neither runs rule checks (every rule runs around its keywords).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 
 import ahocorasick
 
-from scanner.secrets.prefilter.interface import Prefilter, PrefilterUnavailable
+from scanner.secrets.prefilter.interface import Checks, Prefilter, PrefilterUnavailable
 
 
 class RustAhoCorasick(Prefilter):
     name = "ahocorasick-rs"
 
-    def __init__(self, keywords: Sequence[str]) -> None:
+    def __init__(self, keywords: Sequence[str], checks: Checks | None = None) -> None:
         super().__init__(keywords)
         try:
             rs = importlib.import_module("ahocorasick_rs")
@@ -47,7 +47,7 @@ class RustAhoCorasick(Prefilter):
 class PyAhoCorasick(Prefilter):
     name = "pyahocorasick"
 
-    def __init__(self, keywords: Sequence[str]) -> None:
+    def __init__(self, keywords: Sequence[str], checks: Checks | None = None) -> None:
         super().__init__(keywords)
         automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for kid, keyword in enumerate(self.keywords):
