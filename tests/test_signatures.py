@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -193,6 +194,59 @@ def test_glob_semantics() -> None:
     assert rule.matches("secrets/a/b/c")
     assert rule.matches("dir/ac") and rule.matches("bc") and not rule.matches("cc")
     assert not rule.matches("pkg/test/fixtures/server.key")
+
+
+def test_the_set_prefilter_flags_exactly_what_the_rules_flag() -> None:
+    """match_path's combined patterns (basename, last part of full-path globs, globs
+    whose last part says nothing) never hide a rule that matches, nor add one."""
+    rule = PathRule(
+        id="t",
+        title="t",
+        severity=Severity.LOW,
+        category=Category.SENSITIVE_FILE,
+        globs=("**/.aws/credentials", "data/*/x?.txt", "secrets/**", "keys/*", "k/**/z*"),
+        description="",
+        examples_match=(),
+        examples_no_match=(),
+    )
+    sigs = SignatureSet.from_rules(BUILTIN.rules, [*BUILTIN.path_rules, rule])
+    rng = random.Random(7)
+    parts = [
+        "root",
+        ".aws",
+        "credentials",
+        "data",
+        "one",
+        "x1.txt",
+        "secrets",
+        "keys",
+        "k",
+        "z",
+        "zed",
+        ".ssh",
+        "id_rsa",
+        ".gnupg",
+        "private-keys-v1.d",
+        "a",
+        ".env",
+        "config",
+        ".docker",
+        "config.json",
+        "etc",
+        "ssh",
+        "ssh_host_rsa_key",
+        "x",
+    ]
+    examples = [e for r in sigs.path_rules for e in (*r.examples_match, *r.examples_no_match)]
+    paths = examples + [
+        "/".join(rng.choice(parts) for _ in range(rng.randrange(1, 6))) for _ in range(5000)
+    ]
+    flagged = 0
+    for path in paths:
+        expected = [r for r in sigs.path_rules if r.matches(path)]
+        assert sigs.match_path(path) == expected, path
+        flagged += bool(expected)
+    assert flagged > 300  # the draw reaches the rules
 
 
 # -- loader errors ---------------------------------------------------------------------

@@ -32,11 +32,13 @@ can match the empty string. The rule's regex then always runs on its regions.
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
-from re import _constants as C  # noqa: N812  (the parser's opcodes)
-from re import _parser as sre_parse
+# re's own parser and opcodes (typeshed does not describe these modules)
+C: Any = importlib.import_module("re._constants")
+sre_parse: Any = importlib.import_module("re._parser")
 
 MAX_MIN = 8  # a repeat's lower bound is lowered to this
 MAX_MAX = 16  # a repeat's upper bound above this becomes unbounded
