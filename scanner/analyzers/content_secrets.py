@@ -82,7 +82,7 @@ from scanner.findings import Category, Finding, Severity
 from scanner.layers import EntryKind, FileInfo
 from scanner.secrets.engine import STREAM_WINDOW, KeywordPrefilter, SecretEngine, SecretMatch
 from scanner.signatures import Rule, SignatureSet
-from scanner.streams import read_up_to
+from scanner.streams import ByteData, read_buffer
 
 ARCHIVE_RULE_ID = "archive-not-fully-scanned"
 ARCHIVE_RULE_TITLE = "Archive not fully scanned"
@@ -263,7 +263,7 @@ class GluedTokens:
         self._ids = [frozenset(prefixes[k]) for k in self._keys]
         self._prefilter = KeywordPrefilter(self._keys) if self._keys else None
 
-    def find(self, data: bytes, engine: SecretEngine) -> list[SecretMatch]:
+    def find(self, data: ByteData, engine: SecretEngine) -> list[SecretMatch]:
         if self._prefilter is None:
             return []
         out: list[SecretMatch] = []
@@ -430,12 +430,12 @@ class ContentSecretsAnalyzer(FileAnalyzer):
         # the glued-token pass is for binaries not shipped by a distribution or package
         if b"\x00" not in head or provenance_noise(path) is not None:
             return engine.scan_stream(stream)
-        data = read_up_to(stream, GLUED_LIMIT + 1)  # the stream still starts with head
+        data = read_buffer(stream, GLUED_LIMIT + 1)  # the stream still starts with head
         if len(data) > GLUED_LIMIT:
             return engine.scan_stream(Prefixed(data, stream))  # type: ignore[arg-type]
         return self._data_matches(data, path)
 
-    def _data_matches(self, data: bytes, path: str) -> list[SecretMatch]:
+    def _data_matches(self, data: ByteData, path: str) -> list[SecretMatch]:
         """Matches in a whole file held in memory (text, or a binary up to GLUED_LIMIT)."""
         engine = self.detection.engine
         matches = engine.scan(data)

@@ -40,7 +40,7 @@ from scanner.secrets.prefilter import Checks, Prefilter, make_prefilter
 from scanner.secrets.prefilter.widened import WIDENED_VERSION, Unsupported, widened
 from scanner.secrets.validators import REASONS, VALIDATORS, credentials_password
 from scanner.signatures import Rule, SignatureSet
-from scanner.streams import read_up_to
+from scanner.streams import ByteData, read_up_to
 
 STREAM_WINDOW = 4 << 20  # scan_stream reads this much at a time; less is one scan()
 LINE_REACH = 4096  # single-line rules: bytes kept either side of a keyword, within its line
@@ -81,7 +81,7 @@ class Detector(Protocol):
     @property
     def rule(self) -> Rule: ...
 
-    def find(self, data: bytes, start: int, end: int) -> Iterator[Span]: ...
+    def find(self, data: ByteData, start: int, end: int) -> Iterator[Span]: ...
 
 
 class RulePlugin(RegexBasedDetector):
@@ -109,7 +109,7 @@ class RulePlugin(RegexBasedDetector):
             self._str_regex = re.compile(self._rule.pattern, re.ASCII)
         return (self._str_regex,)
 
-    def find(self, data: bytes, start: int, end: int) -> Iterator[Span]:
+    def find(self, data: ByteData, start: int, end: int) -> Iterator[Span]:
         group = self._group
         for m in self._rule.regex.finditer(data, start, end):
             s, e = m.span(group)
@@ -140,7 +140,7 @@ class PluginDetector:
     def rule(self) -> Rule:
         return self._rule
 
-    def find(self, data: bytes, start: int, end: int) -> Iterator[Span]:
+    def find(self, data: ByteData, start: int, end: int) -> Iterator[Span]:
         offset = start
         for line in data[start:end].split(b"\n"):
             text = line.decode("latin-1")  # one char per byte: offsets carry over
@@ -216,7 +216,7 @@ class SecretEngine:
     def detectors(self) -> tuple[Detector, ...]:
         return self._detectors
 
-    def scan(self, data: bytes) -> list[SecretMatch]:
+    def scan(self, data: ByteData) -> list[SecretMatch]:
         """Every secret in ``data``, in order of position."""
         return self._scan_buffer(data, 0, len(data), 0, 1)
 
@@ -264,7 +264,7 @@ class SecretEngine:
     # -- internals ------------------------------------------------------------------
 
     def _scan_buffer(
-        self, buf: bytes, lo: int, hi: int, base: int, line_base: int
+        self, buf: ByteData, lo: int, hi: int, base: int, line_base: int
     ) -> list[SecretMatch]:
         """Matches whose secret starts in ``buf[lo:hi]``; ``base`` and ``line_base``
         are the absolute offset and line number of ``buf[0]``."""
@@ -308,7 +308,7 @@ class SecretEngine:
 
     def _finish(
         self,
-        buf: bytes,
+        buf: ByteData,
         raw: list[tuple[int, int, int, int, int]],
         base: int,
         line_base: int,
@@ -329,7 +329,7 @@ class SecretEngine:
                 i = bisect.bisect_left(starts, e)
                 if i and max_end[i - 1] > s:
                     continue  # a specific rule matched these bytes
-            keep, noise = self._judge(index, buf[s:e], buf, ms, me)
+            keep, noise = self._judge(index, bytes(buf[s:e]), buf, ms, me)
             if not keep:
                 continue
             line += buf.count(b"\n", counted, s)
@@ -348,7 +348,7 @@ class SecretEngine:
         return out
 
     def _judge(
-        self, index: int, secret: bytes, buf: bytes, ms: int, me: int
+        self, index: int, secret: bytes, buf: ByteData, ms: int, me: int
     ) -> tuple[bool, str | None]:
         """(keep the match?, its noise reason or None)."""
         rule = self._detectors[index].rule
@@ -399,12 +399,12 @@ def _checks(detectors: Sequence[Detector]) -> Checks:
     return Checks(key, patterns)
 
 
-def _context(buf: bytes, ms: int, me: int) -> str:
+def _context(buf: ByteData, ms: int, me: int) -> str:
     end = min(me, ms + CONTEXT_LIMIT) + CONTEXT_AFTER
     return buf[max(0, ms - CONTEXT_BEFORE) : end].decode("utf-8", "surrogateescape")
 
 
-def _line_regions(buf: bytes, ends: list[int], klen: int) -> list[tuple[int, int]]:
+def _line_regions(buf: ByteData, ends: list[int], klen: int) -> list[tuple[int, int]]:
     """Merged regions around keyword hits (``ends`` are exclusive end offsets, sorted):
     each hit's line, clipped to :data:`LINE_REACH` bytes either side."""
     n = len(buf)

@@ -225,3 +225,17 @@ def test_debs_apt_downloaded_are_not_opened_a_deb_elsewhere_is() -> None:
     found = analyze("opt/pkgs/app_1.0_all.deb", deb)
     secret = [f for f in found if f.rule_id == "github-personal-access-token"]
     assert [f.location.inner_path for f in secret] == ["data.tar.xz!opt/app/.env"]
+
+
+def test_a_binary_over_the_whole_file_limit_still_gets_the_glued_token_pass() -> None:
+    # read into one buffer (scanner.streams.read_buffer), not through the small-file path
+    from scanner.analyzers.content_secrets import GLUED_LIMIT, WHOLE_FILE_LIMIT
+
+    filler = b"\x00\x01\x02ELF" * ((WHOLE_FILE_LIMIT + (1 << 20)) // 6)
+    data = filler + b"\x008" + GHP.encode() + b"\x00" * 64
+    assert WHOLE_FILE_LIMIT < len(data) <= GLUED_LIMIT
+    found = [
+        f for f in analyze("app/bin/server", data) if f.rule_id == "github-personal-access-token"
+    ]
+    assert [f.location.line for f in found] == [1]
+    assert found[0].severity is not Severity.LOW

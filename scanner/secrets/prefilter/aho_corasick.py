@@ -13,6 +13,7 @@ from typing import Any
 import ahocorasick
 
 from scanner.secrets.prefilter.interface import Checks, Prefilter, PrefilterUnavailable
+from scanner.streams import ByteData
 
 
 class RustAhoCorasick(Prefilter):
@@ -35,7 +36,7 @@ class RustAhoCorasick(Prefilter):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["keywords"])  # type: ignore[misc]
 
-    def hits(self, buf: bytes, start: int, end: int) -> dict[int, list[int]]:
+    def hits(self, buf: ByteData, start: int, end: int) -> dict[int, list[int]]:
         found: dict[int, list[int]] = {}
         low = buf[start:end].lower()
         triples = self._rs.find_matches_as_indexes(low, overlapping=True)
@@ -55,7 +56,7 @@ class PyAhoCorasick(Prefilter):
         automaton.make_automaton()
         self._py = automaton
 
-    def hits(self, buf: bytes, start: int, end: int) -> dict[int, list[int]]:
+    def hits(self, buf: ByteData, start: int, end: int) -> dict[int, list[int]]:
         found: dict[int, list[int]] = {}
         text = buf.lower().decode("latin-1")
         for last, kid in self._py.iter(text, start, end):

@@ -29,6 +29,7 @@ from typing import Any
 
 from scanner.secrets.prefilter import compiled_cache
 from scanner.secrets.prefilter.interface import Checks, Prefilter, PrefilterUnavailable
+from scanner.streams import ByteData
 
 
 def _library() -> Any:
@@ -132,14 +133,14 @@ class HyperscanPrefilter(Prefilter):
             with_checks=frozenset(state["with_checks"]),
         )
 
-    def hits(self, buf: bytes, start: int, end: int) -> dict[int, list[int]]:
+    def hits(self, buf: ByteData, start: int, end: int) -> dict[int, list[int]]:
         data = buf if start == 0 and end == len(buf) else buf[start:end]
         found, _ = self._run(data)
         if start:
             return {kid: [start + e for e in ends] for kid, ends in found.items()}
         return found
 
-    def scan(self, buf: bytes, start: int, end: int) -> tuple[dict[int, list[int]], set[int]]:
+    def scan(self, buf: ByteData, start: int, end: int) -> tuple[dict[int, list[int]], set[int]]:
         found, checked = self._run(buf)
         if start or end != len(buf):  # keep the occurrences wholly inside buf[start:end]
             lengths = self.lengths
@@ -150,7 +151,7 @@ class HyperscanPrefilter(Prefilter):
             }
         return found, checked
 
-    def _run(self, data: bytes) -> tuple[dict[int, list[int]], set[int]]:
+    def _run(self, data: ByteData) -> tuple[dict[int, list[int]], set[int]]:
         found: dict[int, list[int]] = {}
         checked: set[int] = set()
         nk = self._nk
@@ -168,7 +169,7 @@ class HyperscanPrefilter(Prefilter):
         self._scan(data, on_match)
         return found, checked
 
-    def _scan(self, data: bytes, on_match: Callable[[int, int, int, int, object], None]) -> None:
+    def _scan(self, data: ByteData, on_match: Callable[[int, int, int, int, object], None]) -> None:
         self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
 
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from scanner.streams import ByteData
+
 
 class PrefilterUnavailable(Exception):
     """The backend's library is not installed (or does not load) here."""
@@ -52,10 +54,10 @@ class Prefilter(ABC):
         return self.name
 
     @abstractmethod
-    def hits(self, buf: bytes, start: int, end: int) -> dict[int, list[int]]:
+    def hits(self, buf: ByteData, start: int, end: int) -> dict[int, list[int]]:
         """Per keyword id, the sorted end offsets of its occurrences in ``buf[start:end]``."""
 
-    def scan(self, buf: bytes, start: int, end: int) -> tuple[dict[int, list[int]], set[int]]:
+    def scan(self, buf: ByteData, start: int, end: int) -> tuple[dict[int, list[int]], set[int]]:
         """:meth:`hits`, and the ids of the checks matching anywhere in ``buf`` (all of
         it, not only ``buf[start:end]``); a check not in :attr:`with_checks` never is."""
         return self.hits(buf, start, end), set()
