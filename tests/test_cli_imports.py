@@ -133,12 +133,6 @@ def test_html_output_loads_jinja2(warm_args: list[str], tmp_path: Path) -> None:
     assert jinja2 and heavy_loaded(loaded["modules"], NEVER_FOR_LOCAL) == jinja2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scanner.secrets.engine.RulePlugin reads rule.regex when the engine is built "
-    "(for the history lines of a warm scan), which compiles every rule; remove this mark "
-    "once it reads it on first use",
-)
 def test_warm_scan_compiles_no_builtin_rule_regex(
     warm_scan: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:

@@ -289,16 +289,26 @@ class SecretEngine:
                     regions.setdefault(index, []).extend(spans)
 
         raw: set[tuple[int, int, int, int, int]] = set()
+        fired: dict[tuple[int, int], set[int]] = {}  # per region: the checks matching in it
         for index, spans in regions.items():
             detector = self._detectors[index]
+            has_check = index in with_checks
             # The rule's widened regex matched nowhere in buf: its regex cannot match in
             # a region ending where a line or the buffer ends (no truncated match there).
-            absent = index in with_checks and index not in checked
+            absent = has_check and index not in checked
             for start, end in _merge(spans):
                 if end <= lo or start >= hi:
                     continue
                 if absent and (end == n or buf[end] == 10):
                     continue
+                if has_check:
+                    # The region as re sees it (ending at its end, the byte before it in
+                    # view): the widened regex must match in it for the rule to.
+                    here = fired.get((start, end))
+                    if here is None:
+                        here = fired[start, end] = self._prefilter.fired(buf, start, end)
+                    if index not in here:
+                        continue
                 for s, e, ms, me in detector.find(buf, start, end):
                     if lo <= s < hi:
                         raw.add((s, e, index, ms, me))

@@ -151,6 +151,18 @@ class HyperscanPrefilter(Prefilter):
             }
         return found, checked
 
+    def fired(self, buf: ByteData, start: int, end: int) -> set[int]:
+        checked: set[int] = set()
+        nk = self._nk
+
+        def on_match(kid: int, _from: int, _to: int, _flags: int, _context: object) -> None:
+            if kid >= nk:
+                checked.add(kid - nk)
+
+        # one byte before start: a \b or line anchor at start sees what re sees there
+        self._scan(memoryview(buf)[max(0, start - 1) : end], on_match)
+        return checked
+
     def _run(self, data: ByteData) -> tuple[dict[int, list[int]], set[int]]:
         found: dict[int, list[int]] = {}
         checked: set[int] = set()
@@ -169,7 +181,9 @@ class HyperscanPrefilter(Prefilter):
         self._scan(data, on_match)
         return found, checked
 
-    def _scan(self, data: ByteData, on_match: Callable[[int, int, int, int, object], None]) -> None:
+    def _scan(
+        self, data: ByteData | memoryview, on_match: Callable[[int, int, int, int, object], None]
+    ) -> None:
         self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
 
 

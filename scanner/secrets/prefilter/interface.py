@@ -61,3 +61,9 @@ class Prefilter(ABC):
         """:meth:`hits`, and the ids of the checks matching anywhere in ``buf`` (all of
         it, not only ``buf[start:end]``); a check not in :attr:`with_checks` never is."""
         return self.hits(buf, start, end), set()
+
+    def fired(self, buf: ByteData, start: int, end: int) -> set[int]:
+        """The checks matching in ``buf[start:end]`` taken as a whole buffer (its end is
+        the end of the data), with the byte before ``start`` in view, as a regex run with
+        ``pos=start, endpos=end`` sees it; a check not in :attr:`with_checks` never is."""
+        return set()
