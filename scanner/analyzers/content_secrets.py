@@ -262,12 +262,30 @@ class GluedTokens:
         self._keys = list(prefixes)
         self._ids = [frozenset(prefixes[k]) for k in self._keys]
         self._prefilter = KeywordPrefilter(self._keys) if self._keys else None
+        # Every key is one of the engine's keywords (lower-cased byte by byte, as its
+        # prefilter holds them): the engine's hits can be reused (find's ``hits``).
+        engine_keys = {
+            k.encode("utf-8", "surrogateescape").lower().decode("latin-1")
+            for rule in signatures.rules
+            for k in rule.keywords
+        }
+        self._shares_keys = all(k in engine_keys for k in self._keys)
 
-    def find(self, data: ByteData, engine: SecretEngine) -> list[SecretMatch]:
+    def find(
+        self, data: ByteData, engine: SecretEngine, hits: dict[str, list[int]] | None = None
+    ) -> list[SecretMatch]:
+        """``hits``: the engine's keyword hits in ``data`` (:meth:`SecretEngine.scan_with_hits`),
+        which hold this pass's keys; without them, its own prefilter finds them."""
         if self._prefilter is None:
             return []
+        found: dict[int, list[int]]
+        if hits is not None and self._shares_keys:
+            found = {kid: hits[key] for kid, key in enumerate(self._keys) if key in hits}
+            found = dict(sorted(found.items(), key=lambda item: (item[1][0], item[0])))
+        else:
+            found = self._prefilter.hits(data, 0, len(data))
         out: list[SecretMatch] = []
-        for kid, ends in self._prefilter.hits(data, 0, len(data)).items():
+        for kid, ends in found.items():
             length, ids = len(self._keys[kid]), self._ids[kid]
             for end in ends:
                 pos = end - length
@@ -438,11 +456,12 @@ class ContentSecretsAnalyzer(FileAnalyzer):
     def _data_matches(self, data: ByteData, path: str) -> list[SecretMatch]:
         """Matches in a whole file held in memory (text, or a binary up to GLUED_LIMIT)."""
         engine = self.detection.engine
-        matches = engine.scan(data)
         if b"\x00" not in data[:BINARY_SNIFF] or provenance_noise(path) is not None:
-            return matches
+            return engine.scan(data)
+        matches, hits = engine.scan_with_hits(data)
         seen = {(m.rule.id, m.start) for m in matches}
-        extra = [m for m in self._glued.find(data, engine) if (m.rule.id, m.start) not in seen]
+        glued = self._glued.find(data, engine, hits)
+        extra = [m for m in glued if (m.rule.id, m.start) not in seen]
         return sorted([*matches, *extra], key=lambda m: m.start) if extra else matches
 
     def _inner_path_findings(self, path: str, inner: str, layer: LayerContext) -> Iterator[Finding]:

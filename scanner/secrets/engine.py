@@ -220,6 +220,14 @@ class SecretEngine:
         """Every secret in ``data``, in order of position."""
         return self._scan_buffer(data, 0, len(data), 0, 1)
 
+    def scan_with_hits(self, data: ByteData) -> tuple[list[SecretMatch], dict[str, list[int]]]:
+        """:meth:`scan`, and the end offsets of every keyword occurrence in ``data`` (by
+        keyword, lower-cased one character per byte), which the same pass found."""
+        hits: dict[int, list[int]] = {}
+        matches = self._scan_buffer(data, 0, len(data), 0, 1, hits)
+        keywords = self._prefilter.keywords if self._prefilter is not None else ()
+        return matches, {keywords[kid]: ends for kid, ends in hits.items()}
+
     def scan_stream(
         self, stream: BinaryIO, window: int = STREAM_WINDOW, overlap: int = 64 << 10
     ) -> Iterator[SecretMatch]:
@@ -264,14 +272,23 @@ class SecretEngine:
     # -- internals ------------------------------------------------------------------
 
     def _scan_buffer(
-        self, buf: ByteData, lo: int, hi: int, base: int, line_base: int
+        self,
+        buf: ByteData,
+        lo: int,
+        hi: int,
+        base: int,
+        line_base: int,
+        keep_hits: dict[int, list[int]] | None = None,
     ) -> list[SecretMatch]:
         """Matches whose secret starts in ``buf[lo:hi]``; ``base`` and ``line_base``
-        are the absolute offset and line number of ``buf[0]``."""
+        are the absolute offset and line number of ``buf[0]``; ``keep_hits`` receives
+        the keyword hits."""
         if self._prefilter is None or lo >= hi:
             return []
         n = len(buf)
         hits, checked = self._prefilter.scan(buf, max(0, lo - MAX_REGION), min(n, hi + MAX_REGION))
+        if keep_hits is not None:
+            keep_hits.update(hits)
         if not hits:
             return []
         with_checks = self._prefilter.with_checks
