@@ -179,10 +179,38 @@ def distinctive(rule: Rule) -> bool:
     return bool(rule.keywords) and not any(_WORD_KEYWORD.match(k.lower()) for k in rule.keywords)
 
 
+# Literal text that every alternative of the pattern above it needs (checked first: a
+# substring test costs far less than the regex's search; tests hold the two together).
+THIRD_PARTY_NOISE_NEEDS = (
+    "site-packages/",
+    "dist-packages/",
+    "node_modules/",
+    "usr/share/",
+    "/testdata/",
+)
+THIRD_PARTY_PACKAGE_NEEDS = (
+    "site-packages/",
+    "dist-packages/",
+    "node_modules/",
+    "vendor/bundle/",
+    "gems/",
+    "go/pkg/mod/",
+    ".m2/repository/",
+    ".cargo/registry/",
+    ".cache/",
+    ".npm/_cacache/",
+    ".yarn/",
+    ".gradle/caches/",
+    "usr/local/",
+    "/versions/",
+    "opt/",
+)
+
+
 @functools.lru_cache(maxsize=1024)  # a file's path is judged once per match
 def third_party_noise(path: str) -> str | None:
     """The noise reason for *any* finding at ``path`` (tests and docs of packages)."""
-    if THIRD_PARTY_NOISE.search(path):
+    if any(n in path for n in THIRD_PARTY_NOISE_NEEDS) and THIRD_PARTY_NOISE.search(path):
         return NOISE_THIRD_PARTY_TESTS
     return None
 
@@ -190,7 +218,7 @@ def third_party_noise(path: str) -> str | None:
 @functools.lru_cache(maxsize=1024)
 def provenance_noise(path: str) -> str | None:
     """The noise reason for non-distinctive findings at ``path`` (see the policy)."""
-    if THIRD_PARTY_PACKAGE.search(path):
+    if any(n in path for n in THIRD_PARTY_PACKAGE_NEEDS) and THIRD_PARTY_PACKAGE.search(path):
         return NOISE_THIRD_PARTY
     if DISTRO_PATH.search(path):
         return NOISE_DISTRO
@@ -260,6 +288,7 @@ class GluedTokens:
                 if len(key) >= 3 and all(x.startswith(key) for x in secrets):
                     prefixes.setdefault(key, set()).add(rule.id)
         self._keys = list(prefixes)
+        self._kids = {key: kid for kid, key in enumerate(self._keys)}
         self._ids = [frozenset(prefixes[k]) for k in self._keys]
         self._prefilter = KeywordPrefilter(self._keys) if self._keys else None
         # Every key is one of the engine's keywords (lower-cased byte by byte, as its
@@ -280,7 +309,8 @@ class GluedTokens:
             return []
         found: dict[int, list[int]]
         if hits is not None and self._shares_keys:
-            found = {kid: hits[key] for kid, key in enumerate(self._keys) if key in hits}
+            kids = self._kids
+            found = {kids[key]: ends for key, ends in hits.items() if key in kids}
             found = dict(sorted(found.items(), key=lambda item: (item[1][0], item[0])))
         else:
             found = self._prefilter.hits(data, 0, len(data))

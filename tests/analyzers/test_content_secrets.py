@@ -239,3 +239,74 @@ def test_a_binary_over_the_whole_file_limit_still_gets_the_glued_token_pass() ->
     ]
     assert [f.location.line for f in found] == [1]
     assert found[0].severity is not Severity.LOW
+
+
+def test_the_literal_guards_of_the_provenance_patterns_never_change_a_verdict() -> None:
+    # every alternative of each pattern needs one of its guard's substrings
+    import random
+
+    from scanner.analyzers import content_secrets as cs
+
+    rng = random.Random(3)
+    parts = [
+        "usr",
+        "local",
+        "lib",
+        "python3.11",
+        "site-packages",
+        "dist-packages",
+        "pkg",
+        "tests",
+        "test_x.py",
+        "conftest.py",
+        "node_modules",
+        "@scope",
+        "spec",
+        "vendor",
+        "bundle",
+        "gems",
+        "ruby",
+        "go",
+        "pkg",
+        "mod",
+        "testdata",
+        ".m2",
+        "repository",
+        ".cargo",
+        "registry",
+        ".cache",
+        "pip",
+        ".npm",
+        "_cacache",
+        ".yarn",
+        "cache",
+        ".gradle",
+        "caches",
+        "opt",
+        "java",
+        "conda",
+        "pkgs",
+        ".pyenv",
+        "versions",
+        "share",
+        "doc",
+        "man",
+        "app",
+        "srv",
+        "data0",
+        "rustup",
+        "openjdk-17",
+        "fixtures",
+    ]
+    paths = ["/".join(rng.choice(parts) for _ in range(rng.randrange(1, 8))) for _ in range(20000)]
+    hits = {"noise": 0, "package": 0}
+    for path in paths:
+        cs.third_party_noise.cache_clear()
+        cs.provenance_noise.cache_clear()
+        raw_noise = cs.THIRD_PARTY_NOISE.search(path) is not None
+        raw_package = cs.THIRD_PARTY_PACKAGE.search(path) is not None
+        assert (cs.third_party_noise(path) is not None) == raw_noise, path
+        assert (cs.provenance_noise(path) == cs.NOISE_THIRD_PARTY) == raw_package, path
+        hits["noise"] += raw_noise
+        hits["package"] += raw_package
+    assert hits["noise"] > 200 and hits["package"] > 2000
