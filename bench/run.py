@@ -1,5 +1,9 @@
 """make bench: floors vs cold scan vs warm re-scan vs trivy vs Kingfisher, in one run.
 
+Floors and layerleak runs alternate (zlib floor, isal floor, cold, warm; --runs times)
+so that the medians compared share the same stretch of a shared machine's time; the
+peers run after both images' own measurements.
+
 Two images (see bench/build_image.py): ``real`` (files at their real paths) and
 ``data`` (the same files under /data0.../data3, so every file gets the full
 treatment). Prints wall seconds, MB/s (uncompressed bytes per second), peak RSS
@@ -173,18 +177,27 @@ class Row:
         self.count = len(runs)
 
 
-def bench_image(args: argparse.Namespace, image: Path, baseline: Baseline) -> list[str]:
-    """Measure one image; returns the verdict lines (targets met or not)."""
-    layers = layers_of(image)
-    compressed = sum(s for _, _, s in layers)
-    print(f"\n== {image.name} ({load()})", flush=True)
-    floors = [floor(image, "zlib") for _ in range(args.runs)]
-    isal_floors = [floor(image, "isal") for _ in range(args.runs)]
-    uncompressed = floors[0][1]
-    rows = [
-        Row("floor zlib (read+gunzip+sha256)", [(t, 0, 0, c) for t, _, c in floors]),
-        Row("floor isal (physical limit)", [(t, 0, 0, c) for t, _, c in isal_floors]),
-    ]
+class Measured:
+    """The rows of one image, filled in two passes: its own (floors and layerleak), then
+    the peers'."""
+
+    def __init__(self, image: Path) -> None:
+        self.image = image
+        self.layers = layers_of(image)
+        self.rows: list[Row] = []
+        self.uncompressed = 0
+        self.verdict = ""
+        self.cold: Row | None = None
+        self.warm: Row | None = None
+        self.trivy: Row | None = None
+        self.kingfisher: Row | None = None
+
+
+def measure_own(args: argparse.Namespace, image: Path, baseline: Baseline) -> Measured:
+    """Floors and layerleak, run by run in turn (zlib floor, isal floor, cold, warm), so
+    that each median is taken over the same stretch of a shared machine's time."""
+    measured = Measured(image)
+    print(f"== {image.name}: floors and layerleak ({load()})", flush=True)
     layerleak = [
         str(ROOT / ".venv" / "bin" / "layerleak"),
         "scan",
@@ -197,14 +210,17 @@ def bench_image(args: argparse.Namespace, image: Path, baseline: Baseline) -> li
         "critical",
     ]
     report = args.out / f"{image.stem}-cold.json"
-    colds, warms = [], []
+    floors, isal_floors, colds, warms = [], [], [], []
     for _ in range(args.runs):
+        floors.append(floor(image, "zlib"))
+        isal_floors.append(floor(image, "isal"))
         cache = Path(tempfile.mkdtemp(prefix="ll-bench-cache-"))
         colds.append(
             timed([*layerleak, "--cache-dir", str(cache), "-o", str(report), f"oci:{image}"])
         )
         warms.append(timed([*layerleak, "--cache-dir", str(cache), f"oci:{image}"]))
         shutil.rmtree(cache)
+    measured.uncompressed = floors[0][1]
     cold, warm = Row("layerleak cold", colds), Row("layerleak warm (cached)", warms)
     # The first run after installing or changing rules also compiles the prefilter
     # database (kept in the user cache directory afterwards): shown, not the target.
@@ -219,11 +235,23 @@ def bench_image(args: argparse.Namespace, image: Path, baseline: Baseline) -> li
         ],
     )
     shutil.rmtree(cache)
-    rows += [cold, warm, first]
-    verdict = baseline.compare(image.name, load_keys(report))
+    measured.rows = [
+        Row("floor zlib (read+gunzip+sha256)", [(t, 0, 0, c) for t, _, c in floors]),
+        Row("floor isal (physical limit)", [(t, 0, 0, c) for t, _, c in isal_floors]),
+        cold,
+        warm,
+        first,
+    ]
+    measured.cold, measured.warm = cold, warm
+    measured.verdict = baseline.compare(image.name, load_keys(report))
+    return measured
 
+
+def measure_peers(args: argparse.Namespace, measured: Measured) -> None:
+    """trivy on the image and Kingfisher on its extracted content, when installed."""
+    image = measured.image
+    print(f"== {image.name}: peers ({load()})", flush=True)
     trivy = find_tool("trivy") if args.trivy_runs > 0 else None
-    trivy_row = None
     if trivy:
         runs = []
         for _ in range(args.trivy_runs):
@@ -248,11 +276,10 @@ def bench_image(args: argparse.Namespace, image: Path, baseline: Baseline) -> li
                 )
             )
             shutil.rmtree(cache)
-        trivy_row = Row("trivy --scanners secret", runs)
-        rows.append(trivy_row)
+        measured.trivy = Row("trivy --scanners secret", runs)
+        measured.rows.append(measured.trivy)
 
     kingfisher = find_tool("kingfisher") if args.kingfisher_runs > 0 else None
-    king_row = None
     if kingfisher:
         directory = extracted(image, args.out)
         out = args.out / f"{image.stem}-kingfisher.json"
@@ -264,14 +291,24 @@ def bench_image(args: argparse.Namespace, image: Path, baseline: Baseline) -> li
             )
             for _ in range(args.kingfisher_runs)
         ]
-        king_row = Row("kingfisher (extracted dir)", runs)
-        rows.append(king_row)
+        measured.kingfisher = Row("kingfisher (extracted dir)", runs)
+        measured.rows.append(measured.kingfisher)
 
+
+def report_image(measured: Measured) -> list[str]:
+    """Print one image's table; returns the verdict lines (targets met or not)."""
+    image, layers, rows = measured.image, measured.layers, measured.rows
+    assert measured.cold is not None and measured.warm is not None
+    cold, warm, verdict = measured.cold, measured.warm, measured.verdict
+    trivy_row, king_row = measured.trivy, measured.kingfisher
+    compressed = sum(s for _, _, s in layers)
+    uncompressed = measured.uncompressed
+    print(f"\n== {image.name}")
     mb = uncompressed / 1e6
     zlib_floor = rows[0].wall
     print(
         f"{len(layers)} gzip layers, {compressed / 1e6:,.0f} MB compressed, "
-        f"{mb:,.0f} MB uncompressed; medians ({load()})"
+        f"{mb:,.0f} MB uncompressed; medians"
     )
     print(
         f"{'':34}{'runs':>5}{'wall s':>9}{'MB/s':>9}{'peak RSS MB':>13}{'x zlib floor':>14}"
@@ -359,9 +396,12 @@ def main() -> None:
                 f"({wall:.1f} s, {cpu:.1f} CPU s, {rss / 1e6:.0f} MB)"
             )
         return
+    measured = [measure_own(args, image, baseline) for image in images]
+    for item in measured:  # the peers after: their load does not weigh on the floors
+        measure_peers(args, item)
     verdicts = []
-    for image in images:
-        verdicts += bench_image(args, image, baseline)
+    for item in measured:
+        verdicts += report_image(item)
     print(f"\ntargets ({load()}):")
     for line in verdicts:
         print("  " + line)

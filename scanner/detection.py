@@ -150,10 +150,11 @@ class Detection:
         return SecretEngine(self.signatures)
 
     def prepare(self) -> None:
-        """Build now what is otherwise built on first use (the engine, every rule's
-        regexes): a parent process calls this before it forks workers, which then
-        share it instead of each building its own."""
-        self.signatures.compile()
+        """Build now what is otherwise built on first use (the engine and its prefilter
+        database): a parent process calls this before it forks workers, which then share
+        it instead of each building its own. Rule regexes stay compiled on first use:
+        the prefilter's checks keep most rules from ever running, so each worker compiles
+        the few it needs (compiling all of them here delayed every worker's start)."""
         self.engine  # noqa: B018 - cached
 
     @property

@@ -142,7 +142,7 @@ class ProcessPoolRunner(LayerRunner):
     def _prepare(self) -> None:
         """Load once, here, what every worker needs, so that the fork hands it over
         instead of each worker loading its own: the layer scanner (the analyzers, the
-        engine and detect-secrets) and the inherited detection's engine and regexes."""
+        engine and detect-secrets) and the inherited detection's engine."""
         import scanner.layer_scan  # noqa: F401
 
         if self.inherit is not None:
