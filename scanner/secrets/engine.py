@@ -8,7 +8,12 @@
    clipped to :data:`LINE_REACH` bytes either side (a minified bundle can be one
    5 MB line); for multi-line rules (PEM blocks, JSON key files) a larger window
    after the hit. Regions of the same rule are merged, and the rule's regex runs
-   on those regions only.
+   on those regions only, and only where it can match: the same Hyperscan pass runs
+   each rule's *widened* regex (:mod:`scanner.secrets.prefilter.widened`, never
+   narrower than the rule), and a region is skipped for a rule whose widened regex
+   matched nowhere in the buffer (when the region ends where a line or the buffer
+   does) or does not match in the region as ``re`` sees it (checked by one more
+   Hyperscan scan of the region). Tests compare engines with and without the checks.
 3. Every candidate goes through the rule's ``allow`` patterns and ``validate``
    check, detect-secrets' heuristic filters and :mod:`scanner.secrets.noise`,
    then ``entropy_min``. Only references to a secret kept elsewhere are dropped
