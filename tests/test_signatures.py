@@ -172,16 +172,24 @@ def test_not_sensitive_paths(path: str) -> None:
     assert BUILTIN.match_path(path) == []
 
 
-def test_glob_semantics() -> None:
-    rule = PathRule(
+def path_rule(globs: tuple[str, ...], exclude: tuple[str, ...] = ()) -> PathRule:
+    """A path rule ``t`` with these globs and nothing else."""
+    return PathRule(
         id="t",
         title="t",
         severity=Severity.LOW,
         category=Category.SENSITIVE_FILE,
-        globs=("**/.aws/credentials", "*.key", "data/*/x?.txt", "secrets/**", "[ab]c"),
+        globs=globs,
         description="",
         examples_match=(),
         examples_no_match=(),
+        exclude=exclude,
+    )
+
+
+def test_glob_semantics() -> None:
+    rule = path_rule(
+        ("**/.aws/credentials", "*.key", "data/*/x?.txt", "secrets/**", "[ab]c"),
         exclude=("**/test/**",),
     )
     assert rule.matches(".aws/credentials")
@@ -199,16 +207,7 @@ def test_glob_semantics() -> None:
 def test_the_set_prefilter_flags_exactly_what_the_rules_flag() -> None:
     """match_path's combined patterns (basename, last part of full-path globs, globs
     whose last part says nothing) never hide a rule that matches, nor add one."""
-    rule = PathRule(
-        id="t",
-        title="t",
-        severity=Severity.LOW,
-        category=Category.SENSITIVE_FILE,
-        globs=("**/.aws/credentials", "data/*/x?.txt", "secrets/**", "keys/*", "k/**/z*"),
-        description="",
-        examples_match=(),
-        examples_no_match=(),
-    )
+    rule = path_rule(("**/.aws/credentials", "data/*/x?.txt", "secrets/**", "keys/*", "k/**/z*"))
     sigs = SignatureSet.from_rules(BUILTIN.rules, [*BUILTIN.path_rules, rule])
     rng = random.Random(7)
     parts = [
