@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import random
+import re
 from typing import Any
 
 import pytest
@@ -153,3 +154,22 @@ def test_keywords_are_literals_whatever_they_hold(backend: str) -> None:
     data = b"aXb* a.b* (x)|y x [z]\\d z {2}^$ {2}"
     hits = prefilter.hits(data, 0, len(data))
     assert hits == {0: [9], 1: [15], 2: [23], 3: [31]}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hyperscan") is None, reason="no hyperscan wheel")
+@pytest.mark.parametrize("seed", range(3))
+def test_keywords_in_a_database_with_checks_give_the_brute_force_hits(seed: int) -> None:
+    # with checks, keywords are compiled as escaped caseless patterns, not literals
+    from scanner.secrets.prefilter import Checks
+
+    rng = random.Random(seed)
+    alphabet = b"tokenTOKENgh_p-BEGINbegin \n\x00\xff\xfe\xc3\xa9\x89CAFcafaA"
+    data = bytes(rng.choice(alphabet) for _ in range(30_000))
+    checks = Checks(f"brute force {seed}", lambda: [rb"tok[a-z]n", None, rb"\x00\xff"])
+    prefilter = make_prefilter(KEYWORDS, "hyperscan", checks)
+    assert prefilter.with_checks == {0, 2}
+    for start, end in [(0, len(data)), (100, 29_000), (5, 6), (0, 0)]:
+        assert prefilter.hits(data, start, end) == brute_force(data, start, end)
+        hits, fired = prefilter.scan(data, start, end)
+        assert hits == brute_force(data, start, end)
+        assert fired == {i for i, p in ((0, rb"tok[a-z]n"), (2, b"\x00\xff")) if re.search(p, data)}
