@@ -50,13 +50,14 @@ import importlib.resources
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 import scanner
+from scanner import compiled_cache
 from scanner.errors import SignatureError
 from scanner.findings import Category, Severity
 
@@ -370,13 +371,85 @@ class SignatureSet:
 
 @functools.cache
 def _builtin() -> SignatureSet:
+    """The built-in set: parsed from its files, or, when their text is unchanged, from
+    the parse kept in the compiled-rules cache (:mod:`scanner.compiled_cache`)."""
+    files = _builtin_files()
+    digest = hashlib.sha256(f"{PARSED_FORMAT}\0{BUILTIN_DIR}".encode())
+    for path in files:
+        digest.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
+    key = f"rules-{digest.hexdigest()}"
+    kept = _parsed_from(compiled_cache.load(key))
+    if kept is not None:
+        return kept
     rules: list[Rule] = []
     path_rules: list[PathRule] = []
-    for path in _builtin_files():
+    for path in files:
         file_rules, file_paths = load_file(path, checked=False)
         rules.extend(file_rules)
         path_rules.extend(file_paths)
-    return SignatureSet.from_rules(rules, path_rules)
+    built = SignatureSet.from_rules(rules, path_rules)
+    compiled_cache.store(key, _parsed_to(built))
+    return built
+
+
+PARSED_FORMAT = "parsed rules v1"  # changes with the fields of Rule, PathRule and Example
+
+
+def _parsed_to(signatures: SignatureSet) -> bytes:
+    """The set's rules as JSON, every field as the dataclass holds it."""
+
+    def plain(item: Rule | PathRule) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(item):
+            if not f.init:
+                continue
+            value = getattr(item, f.name)
+            if f.name == "examples_match" and isinstance(item, Rule):
+                value = [[e.text, e.secret, e.noise] for e in value]
+            elif isinstance(value, Severity):
+                value = value.label
+            out[f.name] = value
+        return out
+
+    doc = {
+        "rules": [plain(r) for r in signatures.rules],
+        "paths": [plain(r) for r in signatures.path_rules],
+        "digest": signatures.digest,
+    }
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogateescape")
+
+
+def _parsed_from(blob: bytes | None) -> SignatureSet | None:
+    """The set :func:`_parsed_to` wrote, or None (nothing kept, or not readable as one)."""
+    if blob is None:
+        return None
+    try:
+        doc = json.loads(blob.decode("utf-8", "surrogateescape"))
+        rules = [_rule_from(raw) for raw in doc["rules"]]
+        paths = [_path_rule_from(raw) for raw in doc["paths"]]
+        built = SignatureSet.from_rules(rules, paths)
+    except (ValueError, KeyError, TypeError, SignatureError):
+        return None
+    return built if built.digest == doc["digest"] else None
+
+
+def _rule_from(raw: dict[str, Any]) -> Rule:
+    raw = dict(raw)
+    raw["severity"] = Severity.parse(raw["severity"])
+    raw["category"] = Category(raw["category"])
+    raw["examples_match"] = tuple(Example(*e) for e in raw["examples_match"])
+    for name in ("keywords", "allow_patterns", "examples_no_match"):
+        raw[name] = tuple(raw[name])
+    return Rule(**raw)
+
+
+def _path_rule_from(raw: dict[str, Any]) -> PathRule:
+    raw = dict(raw)
+    raw["severity"] = Severity.parse(raw["severity"])
+    raw["category"] = Category(raw["category"])
+    for name in ("globs", "examples_match", "examples_no_match", "exclude"):
+        raw[name] = tuple(raw[name])
+    return PathRule(**raw)
 
 
 def _builtin_files() -> list[Path]:

@@ -20,7 +20,7 @@ def _private_layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     # one fingerprint key for the whole suite, never the user's own key file
     mp.setenv("LAYERLEAK_FINGERPRINT_KEY", TEST_FINGERPRINT_KEY.decode())
     mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
-    # compiled prefilter databases (scanner.secrets.prefilter.compiled_cache) too
+    # compiled rule artefacts (scanner.compiled_cache) too
     mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
     yield
     mp.undo()

@@ -6,8 +6,10 @@ import random
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from scanner import signatures
 from scanner.errors import SignatureError
@@ -461,3 +463,51 @@ def test_unparseable_key_block_never_spans_another_marker() -> None:
     rule = BUILTIN.get("private-key-block-unparseable")
     assert isinstance(rule, Rule)
     assert rule.regex.search(b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBAD%%%\n" + b"A" * 30) is None
+
+
+def test_the_built_in_set_parsed_once_loads_back_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse of the built-in files is kept in the compiled-rules cache; loaded back it
+    is the same set (every field, the digest), and a changed file is parsed again."""
+    from scanner import compiled_cache
+
+    module = signatures
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    copy = tmp_path / "builtin"
+    copy.mkdir()
+    for path in sorted(module.BUILTIN_DIR.glob("*.yaml")):
+        (copy / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(module, "BUILTIN_DIR", copy)
+    module._builtin.cache_clear()
+    parsed = module._builtin()  # parsed from YAML, then kept
+    (kept,) = compiled_cache.directory().glob("rules-*.db")
+    loads: list[str] = []
+    real_load = yaml.load
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        loads.append("yaml")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(yaml, "load", counting)
+    module._builtin.cache_clear()
+    again = module._builtin()
+    assert loads == []  # from the cache
+    assert again.rules == parsed.rules and again.path_rules == parsed.path_rules
+    assert again.digest == parsed.digest
+    assert [r.source for r in again.rules] == [r.source for r in parsed.rules]
+    assert again.rules[0].examples_match == parsed.rules[0].examples_match
+
+    # a kept parse that does not read back as one (valid checksum, wrong content) is redone
+    compiled_cache.store(kept.stem, b'{"rules": [{"id": 1}], "paths": [], "digest": "x"}')
+    module._builtin.cache_clear()
+    assert module._builtin().digest == parsed.digest and loads
+    # a changed rule file is another key: parsed again, the change seen
+    loads.clear()
+    first = sorted(copy.glob("*.yaml"))[0]
+    first.write_text(first.read_text().replace("title: ", "title: Changed ", 1))
+    module._builtin.cache_clear()
+    changed = module._builtin()
+    assert loads and changed.digest != parsed.digest
+    module._builtin.cache_clear()

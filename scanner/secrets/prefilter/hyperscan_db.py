@@ -13,7 +13,7 @@ anchors); keywords become escaped caseless patterns of the same database. A chec
 Hyperscan refuses is left out: its rule always runs.
 
 Compiling several hundred checks takes about a second, so the serialised database
-is kept in the user's cache directory (:mod:`.compiled_cache`), keyed by
+is kept in the user's cache directory (:mod:`scanner.compiled_cache`), keyed by
 everything it was compiled from; the next run loads it in a millisecond. The
 compiled database pickles as its serialised bytes (``hyperscan.dumpb``), so worker
 processes load it instead of compiling it again; a scratch space is made per process.
@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from scanner.secrets.prefilter import compiled_cache
+from scanner import compiled_cache
 from scanner.secrets.prefilter.interface import Checks, Prefilter, PrefilterUnavailable
 from scanner.streams import ByteData
 

@@ -1,12 +1,16 @@
-"""Compiled prefilter databases kept between runs, like Python keeps ``__pycache__``.
+"""What layerleak compiles from its rules, kept between runs, like Python's ``__pycache__``.
+
+Two kinds of entries: the prefilter's Hyperscan database (about a second to compile;
+:mod:`scanner.secrets.prefilter.hyperscan_db`) and the built-in rule files parsed
+(:mod:`scanner.signatures`, a tenth of a second of YAML on every start).
 
 ``<user cache dir>/layerleak/compiled/<key>.db`` (``$XDG_CACHE_HOME`` on Linux), where
-the key is a SHA-256 of everything the database was compiled from (library version,
-keywords, checks), so a changed rule set or library never loads an old database. The
-file is written atomically in a 0700 directory as 0600 and carries a SHA-256 of its
-content: a truncated or altered file is ignored (and compiled again), never loaded.
-Nothing here holds a secret: only the rules' patterns. ``LAYERLEAK_NO_COMPILED_CACHE=1``
-turns it off (every run compiles). A directory that cannot be written is not an error.
+the key is a SHA-256 of everything the entry was made from (library versions, rule
+texts), so a changed rule set or library never loads an old entry. The file is written
+atomically in a 0700 directory as 0600 and carries a SHA-256 of its content: a
+truncated or altered file is ignored (and made again), never loaded. Nothing here holds
+a secret: only the rules. ``LAYERLEAK_NO_COMPILED_CACHE=1`` turns it off (every run
+compiles). A directory that cannot be written is not an error.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The compiled prefilter database cache: checksummed, private, bounded, optional."""
+"""The compiled-rules cache: checksummed, private, bounded, optional."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from scanner import compiled_cache
 from scanner.secrets.engine import SecretEngine
-from scanner.secrets.prefilter import compiled_cache, hyperscan_db
+from scanner.secrets.prefilter import hyperscan_db
 from scanner.signatures import SignatureSet
 
 
