@@ -427,35 +427,34 @@ class ContentSecretsAnalyzer(FileAnalyzer):
             return None
         inner, plain = leaf
         found = list(self._inner_path_findings(path, inner, layer))
-        for match in self._data_matches(plain, path):
-            location = layer.location(path, line=match.line, inner_path=inner)
-            found.append(
-                lowered(self.detection.finding(match, location), noise_for(path, match.rule))
-            )
+        found.extend(self._secret_findings(path, self._data_matches(plain, path), layer, inner))
         return found
 
     def _file_findings(self, path: str, data: bytes, layer: LayerContext) -> list[Finding]:
+        return list(self._secret_findings(path, self._data_matches(data, path), layer))
+
+    def _secret_findings(
+        self,
+        path: str,
+        matches: Iterable[SecretMatch],
+        layer: LayerContext,
+        inner: str | None = None,
+    ) -> Iterator[Finding]:
+        """The findings of the engine's matches in the file at ``path`` (or in its member
+        ``inner``), lowered where the file's provenance says so."""
         detection = self.detection
-        return [
-            lowered(
-                detection.finding(match, layer.location(path, line=match.line)),
-                noise_for(path, match.rule),
-            )
-            for match in self._data_matches(data, path)
-        ]
+        for match in matches:
+            location = layer.location(path, line=match.line, inner_path=inner)
+            yield lowered(detection.finding(match, location), noise_for(path, match.rule))
 
     def _findings(self, path: str, content: BinaryIO, layer: LayerContext) -> Iterator[Finding]:
-        detection = self.detection
         walk = ArchiveWalk(layer.archive_budget.limits, layer.archive_budget)
         for inner, stream in walk.leaves(
             content, posixpath.basename(path), lambda: worth_opening(path)
         ):
             if inner is not None:
                 yield from self._inner_path_findings(path, inner, layer)
-            for match in self._matches(stream, path):
-                location = layer.location(path, line=match.line, inner_path=inner)
-                finding = detection.finding(match, location)
-                yield lowered(finding, noise_for(path, match.rule))
+            yield from self._secret_findings(path, self._matches(stream, path), layer, inner)
         for skipped in walk.skipped:
             if skipped.limit:
                 note_problem(layer, path, skipped)
