@@ -12,7 +12,7 @@ from __future__ import annotations
 import bz2
 import lzma
 from collections.abc import Callable
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import zstandard
 from isal import isal_zlib  # type: ignore[import-untyped,unused-ignore]
@@ -55,17 +55,12 @@ def gunzip_member(data: bytes, limit: int) -> bytes | None:
     return out
 
 
-class _Gzip(_Codec):
-    """gzip members (``wbits=31``), or a raw deflate stream (``wbits=-15``: zip members)."""
+class _Tailed(_Codec):
+    """A decompressor object (``_d``: ``eof``, ``unused_data``) fed from ``_tail``, the
+    input not given to it yet."""
 
-    def __init__(self, wbits: int = 31) -> None:
-        self._d = isal_zlib.decompressobj(wbits=wbits)
-        self._tail = b""
-
-    def step(self, data: bytes, limit: int) -> bytes:
-        out: bytes = self._d.decompress(self._tail + data, limit)
-        self._tail = self._d.unconsumed_tail
-        return out
+    _d: Any
+    _tail: bytes
 
     def wants_input(self) -> bool:
         return not self._tail
@@ -76,6 +71,19 @@ class _Gzip(_Codec):
 
     def leftover(self) -> bytes:
         return bytes(self._d.unused_data) + self._tail
+
+
+class _Gzip(_Tailed):
+    """gzip members (``wbits=31``), or a raw deflate stream (``wbits=-15``: zip members)."""
+
+    def __init__(self, wbits: int = 31) -> None:
+        self._d = isal_zlib.decompressobj(wbits=wbits)
+        self._tail = b""
+
+    def step(self, data: bytes, limit: int) -> bytes:
+        out: bytes = self._d.decompress(self._tail + data, limit)
+        self._tail = self._d.unconsumed_tail
+        return out
 
 
 class _Buffered(_Codec):
@@ -98,7 +106,7 @@ class _Buffered(_Codec):
         return self._d.unused_data
 
 
-class _Zstd(_Codec):
+class _Zstd(_Tailed):
     """zstd's decompressobj has no output limit: it is fed a little input at a time,
     less the more the data expands (a bomb's 4 KB can decode to 128 MB)."""
 
@@ -114,16 +122,6 @@ class _Zstd(_Codec):
         ratio = max(1, len(out) // max(1, len(piece)))
         self._feed = max(ZSTD_MIN_FEED, min(READ_SIZE, max(limit, READ_SIZE) // ratio))
         return out
-
-    def wants_input(self) -> bool:
-        return not self._tail
-
-    @property
-    def eof(self) -> bool:
-        return bool(self._d.eof)
-
-    def leftover(self) -> bytes:
-        return bytes(self._d.unused_data) + self._tail
 
 
 CODECS: dict[str, Callable[[], _Codec]] = {
