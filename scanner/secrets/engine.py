@@ -297,17 +297,38 @@ class SecretEngine:
         if not hits:
             return []
         with_checks = self._prefilter.with_checks
+        # A rule whose check matched nowhere in buf is skipped in every region that ends
+        # where a line or buf ends (below). So its regions are not even built unless one
+        # of them may end elsewhere: a line region cut at LINE_REACH, or a multi-line one
+        # ending before buf does. Most keyword hits (documentation mentioning "token" or
+        # "password") are of such rules only.
+        maybe_cut: set[int] = set()
+        for kid, ends in hits.items():
+            if self._line_rules[kid] and not _lines_end_in_reach(buf, ends):
+                maybe_cut.update(self._line_rules[kid])
+            if self._block_rules[kid] and ends[0] + BLOCK_AFTER < n:
+                maybe_cut.update(self._block_rules[kid])
 
         regions: dict[int, list[tuple[int, int]]] = {}
         for kid, ends in hits.items():
             klen = self._prefilter.lengths[kid]
-            if self._line_rules[kid]:
+            rules = [
+                i
+                for i in self._line_rules[kid]
+                if i not in with_checks or i in checked or i in maybe_cut
+            ]
+            if rules:
                 spans = _line_regions(buf, ends, klen)
-                for index in self._line_rules[kid]:
+                for index in rules:
                     regions.setdefault(index, []).extend(spans)
-            if self._block_rules[kid]:
+            rules = [
+                i
+                for i in self._block_rules[kid]
+                if i not in with_checks or i in checked or i in maybe_cut
+            ]
+            if rules:
                 spans = _block_regions(n, ends, klen)
-                for index in self._block_rules[kid]:
+                for index in rules:
                     regions.setdefault(index, []).extend(spans)
 
         raw: set[tuple[int, int, int, int, int]] = set()
@@ -463,6 +484,22 @@ def _line_regions(buf: ByteData, ends: list[int], klen: int) -> list[tuple[int, 
     if cur_e >= 0:
         out.append((cur_s, cur_e))
     return out
+
+
+def _lines_end_in_reach(buf: ByteData, ends: list[int]) -> bool:
+    """Whether every line region :func:`_line_regions` makes for these hits (sorted end
+    offsets) ends where its line or ``buf`` ends, none cut at :data:`LINE_REACH`."""
+    n = len(buf)
+    i, count = 0, len(ends)
+    while i < count:
+        q = ends[i]
+        if q + LINE_REACH >= n:
+            return True  # this region and every later one reach the end of buf
+        j = buf.find(b"\n", q, q + LINE_REACH)
+        if j < 0:
+            return False
+        i = bisect.bisect_right(ends, j, i + 1)  # hits up to j end their region at j
+    return True
 
 
 def _block_regions(n: int, ends: list[int], klen: int) -> list[tuple[int, int]]:

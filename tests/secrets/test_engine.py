@@ -20,6 +20,8 @@ from scanner.secrets.engine import (
     RulePlugin,
     SecretEngine,
     SecretMatch,
+    _line_regions,
+    _lines_end_in_reach,
 )
 from scanner.secrets.noise import NOISE_EXAMPLE
 from scanner.secrets.validators import BASE62
@@ -161,6 +163,31 @@ def test_line_regions_are_clipped() -> None:
     token = github_token().encode()
     data = b"password " + b"a" * (LINE_REACH * 3) + b" " + token
     assert [m.secret.encode() for m in ENGINE.scan(data)] == [token]
+
+
+def test_lines_end_in_reach_only_when_no_line_region_is_cut() -> None:
+    # the shortcut that skips building regions for rules whose check did not fire is
+    # sound: when it says every line region ends at a newline or at the end of the
+    # buffer, the regions do (it may say no when merging would rescue a cut region)
+    rng = random.Random(7)
+    said = set()
+    for _ in range(2000):
+        parts = []
+        for _ in range(rng.randrange(1, 30)):
+            long = rng.random() < 0.2
+            length = rng.randrange(LINE_REACH * 2) if long else rng.randrange(200)
+            parts.append(b"k" * length + (b"\n" if rng.random() < 0.7 else b""))
+        buf = b"".join(parts)
+        n = len(buf)
+        if n < 4:
+            continue
+        ends = sorted(rng.sample(range(3, n + 1), min(n - 3, rng.randrange(1, 40))))
+        regions = _line_regions(buf, ends, 3)
+        uncut = all(e == n or buf[e] == 10 for _, e in regions)
+        answer = _lines_end_in_reach(buf, ends)
+        assert uncut or not answer, (ends, regions)
+        said.add((answer, uncut))
+    assert said == {(True, True), (False, False), (False, True)}
 
 
 def test_secret_inside_binary_data() -> None:
