@@ -20,6 +20,14 @@ by the client (:meth:`accepts` is False) unless ``--shared-path`` says every wor
 the same paths. A worker that dies mid-layer gets the task rescheduled by Dask; a layer
 whose task failed twice (``local:N`` sets ``distributed.scheduler.allowed-failures`` to 1;
 give a remote scheduler the same setting) is an error in the report, never lost.
+
+Dask counts a death against every task the worker held, the ones queued behind the
+running task included, so a healthy layer that sat twice on a worker killed by another
+layer ends with ``KilledWorker`` just like the layer that killed it. A layer whose task
+ended so is therefore tried once more, after the rest of the batch and alone (one such
+layer at a time, under a fresh key, so Dask counts afresh): a bystander is then scanned,
+and a layer that kills its workers again on its own is the error. "Alone" is among this
+run's layers; tasks of other clients of the same scheduler are not known here.
 Interrupting the scan cancels the futures still pending.
 """
 
@@ -215,8 +223,6 @@ class DaskRunner(LayerRunner):
     def run(
         self, layers: Sequence[Layer], deadline: Deadline = NO_DEADLINE, *, grace: float = GRACE
     ) -> Iterator[tuple[Layer, LayerResult]]:
-        from scanner.runners.worker import scan_task
-
         sendable: list[Layer] = []
         for layer in layers:
             if (_carries_credential(layer) or self.spec.reveal) and not self._secrets_ok:
@@ -225,8 +231,6 @@ class DaskRunner(LayerRunner):
                 sendable.append(layer)
         if not sendable:
             return
-        from distributed import wait
-
         if self._connect_error is None and self._client is None:
             try:
                 self._client = self._connect()
@@ -236,23 +240,67 @@ class DaskRunner(LayerRunner):
             for layer in sendable:
                 yield layer, failed_result(layer, self._connect_error)
             return
-        client = self.client
         run_id = uuid.uuid4().hex[:8]
-        futures = {}
+        futures: dict[Any, Layer] = {}
         for i, layer in enumerate(sendable):
-            key = f"layerleak-{layer.digest[7:23]}-{run_id}-{i}"
-            future = client.submit(
-                scan_task,
-                self.spec,
-                layer,
-                self.cache_spec,
-                key,
-                deadline,
-                key=key,
-                pure=False,
-                retries=1,
-            )
-            futures[future] = layer
+            token = f"layerleak-{layer.digest[7:23]}-{run_id}-{i}"
+            futures[self._submit(layer, token, token, deadline)] = layer
+        killed: list[tuple[Layer, str]] = []
+        yield from self._gather(futures, deadline, grace, killed)
+        for layer, token in killed:
+            yield from self._alone(layer, token, deadline, grace)
+
+    def _submit(self, layer: Layer, token: str, key: str, deadline: Deadline) -> Any:
+        """One layer's task. ``token`` names the attempt's claim in a shared cache and
+        stays the same when the layer is submitted again under another ``key``: the new
+        task then takes over a claim its killed predecessor may still hold instead of
+        waiting for it to lapse."""
+        from scanner.runners.worker import scan_task
+
+        return self.client.submit(
+            scan_task,
+            self.spec,
+            layer,
+            self.cache_spec,
+            token,
+            deadline,
+            key=key,
+            pure=False,
+            retries=1,
+        )
+
+    def _alone(
+        self, layer: Layer, token: str, deadline: Deadline, grace: float
+    ) -> Iterator[tuple[Layer, LayerResult]]:
+        """Try a layer whose workers died twice once more, as the only task of the run.
+
+        Nothing else of this run is on the cluster by now, so a second ``KilledWorker``
+        is this layer's own doing (the error :meth:`_result` reports). Past the deadline,
+        or without a scheduler, it is not tried again and that error stands.
+        """
+        if deadline.expired() or self.client.status != "running":
+            yield layer, killed_result(layer)
+            return
+        again = self._submit(layer, token, f"{token}-alone", deadline)
+        yield from self._gather({again: layer}, deadline, grace)
+
+    def _gather(
+        self,
+        futures: dict[Any, Layer],
+        deadline: Deadline,
+        grace: float,
+        killed: list[tuple[Layer, str]] | None = None,
+    ) -> Iterator[tuple[Layer, LayerResult]]:
+        """Yield each future's layer and result as it finishes, until the deadline (and
+        its grace) or a scheduler lost for ``lost_after`` seconds ends the wait.
+
+        With ``killed``, a layer whose task ended with ``KilledWorker`` is not yielded but
+        put there with its claim token (the future's key): it may only have been queued
+        on a worker that another layer killed, so :meth:`run` tries it again alone.
+        """
+        from distributed import wait
+
+        client = self.client
         pending = set(futures)
         lost_since: float | None = None
         try:
@@ -269,7 +317,10 @@ class DaskRunner(LayerRunner):
                     pending -= done
                     connected = False
                 for future in done:
-                    yield futures[future], self._result(future, futures[future])
+                    if killed is not None and _killed(future):
+                        killed.append((futures[future], future.key))
+                    else:
+                        yield futures[future], self._result(future, futures[future])
                 limit = wait_limit(deadline, grace)
                 if pending and limit is not None and limit <= 0:
                     # Workers stop at the deadline themselves; these did not come back.
@@ -309,11 +360,7 @@ class DaskRunner(LayerRunner):
                 "the layer was not scanned",
             )
         except KilledWorker:
-            return failed_result(
-                layer,
-                "the Dask workers running this layer died twice (killed, out of memory?); "
-                "it was not scanned",
-            )
+            return killed_result(layer)
         except Exception as exc:  # a task error after its retry, or the cluster went away
             return failed_result(
                 layer, f"the cluster task failed twice ({type(exc).__name__}: {exc})"
@@ -333,6 +380,22 @@ class DaskRunner(LayerRunner):
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close(timeout=10)
+
+
+def killed_result(layer: Layer) -> LayerResult:
+    """The result of a layer whose Dask workers kept dying under it."""
+    return failed_result(
+        layer,
+        "the Dask workers running this layer died twice (killed, out of memory?); "
+        "it was not scanned",
+    )
+
+
+def _killed(future: Any) -> bool:
+    """True when Dask gave up the future's task because workers holding it died."""
+    from distributed import KilledWorker
+
+    return future.status == "error" and isinstance(future.exception(), KilledWorker)
 
 
 def _poll(deadline: Deadline, grace: float) -> float:

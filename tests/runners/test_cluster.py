@@ -148,6 +148,80 @@ def test_layer_whose_worker_dies_twice_is_an_error(
     assert error is not None and "died twice" in error and "layer 1" in error
 
 
+def test_healthy_layer_on_the_worker_a_layer_kills_twice_is_still_scanned(
+    fleet: list[str], cluster_base: Path, tmp_path: Path
+) -> None:
+    """One worker with one thread holds both tasks: the doomed layer (submitted first, so
+    run first) kills it, twice, while the healthy one waits behind it on the same worker;
+    Dask counts both deaths against both tasks and gives both up. The healthy layer is
+    tried again alone and scanned; the doomed one kills its worker alone too and is the
+    only error."""
+    from tests.infra.dask_cluster import start_dask
+
+    own = start_dask(cluster_base / f"bystander-{uuid.uuid4().hex[:6]}", workers=1)
+    try:
+        layers = registry_layers(fleet[:1])
+        doomed = replace(
+            layers[0], opener=DyingOpener(layers[0].opener, str(tmp_path / "x"), always=True)
+        )
+        healthy = layers[1]
+        options = ClusterOptions(own.address, shared_path=True)
+        with DaskRunner(options, spec()) as runner:
+            results = dict((layer.digest, r) for layer, r in runner.run([doomed, healthy]))
+            ends = task_ends(runner.client, healthy.digest[7:23])
+    finally:
+        own.stop()
+    assert set(results) == {doomed.digest, healthy.digest}
+    assert results[healthy.digest].complete, results[healthy.digest].error
+    error = results[doomed.digest].error
+    assert error is not None and "died twice" in error and "layer 0" in error
+    # The scenario did happen: Dask gave up the healthy layer's first task (a bystander),
+    # and its second one, alone, finished.
+    assert sorted(ends.values()) == ["erred", "memory"], ends
+
+
+def test_layer_tried_again_alone_takes_over_its_own_claim_in_the_shared_cache(
+    dask_cluster: DaskCluster, redis_server: RedisServer, fleet: list[str], tmp_path: Path
+) -> None:
+    """A task killed mid-layer still holds the layer's claim in Redis. The try alone runs
+    under a fresh Dask key but the same claim token, so it takes the claim over at once
+    instead of waiting for it to lapse (here: until the deadline)."""
+    from scanner.analyzers.builtin import analyzers_version
+    from scanner.cachebackends.redis import RedisBackend
+    from scanner.deadline import Deadline
+
+    redis_server.client().flushall()  # no result of another test: the layer is scanned
+    layer = registry_layers(fleet[:1])[0]
+    doomed = replace(layer, opener=DyingOpener(layer.opener, str(tmp_path / "x"), always=True))
+    cache = RedisBackend(redis_server.url, spec().digest, analyzers_version())
+    options = ClusterOptions(dask_cluster.address, shared_path=True)
+    try:
+        with DaskRunner(options, spec(), cache.spec()) as runner:
+            _ = runner.client  # connected first: the time is about the scan
+            began = time.monotonic()
+            results = list(runner.run([doomed], Deadline.after(120.0)))
+            took = time.monotonic() - began
+        assert redis_server.client().keys("layerleak:claim:*")  # the dead task's claim
+    finally:
+        redis_server.client().flushall()
+    error = results[0][1].error
+    assert error is not None and "died twice" in error, error
+    assert took < 60.0, took
+
+
+def task_ends(client: Any, part: str) -> dict[str, str]:
+    """The last state of each task on the scheduler whose key contains ``part``."""
+
+    def ends(dask_scheduler: Any) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for key, _start, finish, *_ in dask_scheduler.transition_log:
+            if part in str(key) and finish in ("memory", "erred"):
+                found[str(key)] = finish
+        return found
+
+    return cast(dict[str, str], client.run_on_scheduler(ends))
+
+
 def test_credentials_never_go_to_a_plain_tcp_scheduler_on_another_host(
     registry_basic: Registry, tmp_path: Path
 ) -> None:
