@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+from zlib import adler32
 
 BLOCK = 512
 MAX_EXTENSION_BYTES = 1 << 20  # one PAX header or GNU long name/link: larger ones are skipped
@@ -101,6 +102,12 @@ class TarMember:
 
     def islnk(self) -> bool:
         return self.type == LNKTYPE
+
+
+def byte_sum(block: bytes) -> int:
+    """``sum(block)`` of a 512-byte block, in C: Adler-32's first half is one plus the
+    sum of the bytes modulo 65521, and a 256-byte half sums to at most 65280."""
+    return (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) - 2
 
 
 def _text(field: bytes) -> str:
@@ -205,7 +212,7 @@ class TarHeaderReader:
 
     def _header(self, buf: bytes, offset: int) -> _Header:
         checksum = _number(buf[148:156])
-        unsigned = sum(buf) - sum(buf[148:156]) + 256
+        unsigned = byte_sum(buf) - sum(buf[148:156]) + 256
         if checksum != unsigned:
             high = BLOCK - len(buf.translate(None, _HIGH))
             high -= 8 - len(buf[148:156].translate(None, _HIGH))

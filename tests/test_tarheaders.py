@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import tarfile
 import time
 import tracemalloc
@@ -36,6 +37,7 @@ from scanner.tarheaders import (
     TarHeaderError,
     TarHeaderReader,
     TarMember,
+    byte_sum,
     pax_records,
 )
 
@@ -365,6 +367,15 @@ def test_sparse_holes_are_zeros() -> None:
     assert content is not None and len(content) == 300
     assert content[5:15] == b"A" * 10 and content[100:120] == b"B" * 20
     assert content.count(0) == 270
+
+
+def test_byte_sum_is_the_sum_of_a_blocks_bytes() -> None:
+    rng = random.Random(5)
+    blocks = [bytes(512), b"\xff" * 512, b"\xff" * 256 + bytes(256), bytes(256) + b"\xff" * 256]
+    blocks += [bytes(rng.randrange(256) for _ in range(512)) for _ in range(500)]
+    blocks += [bytes(rng.choice((0, 255, 254, 1)) for _ in range(512)) for _ in range(500)]
+    for block in blocks:
+        assert byte_sum(block) == sum(block)
 
 
 def test_pax_records_split_in_one_pass() -> None:

@@ -100,12 +100,21 @@ class ImageUsage:
         self._shared = multiprocessing.Array("q", 2)
         # raw access (the lock is taken in _locked); a ctypes array of two int64
         self._counts: Any = self._shared.get_obj()
+        self._lock = self._shared.get_lock()
 
     def add(self, nbytes: int, entries: int) -> tuple[int, int]:
-        with self._locked():
-            self._counts[0] += nbytes
-            self._counts[1] += entries
-            return int(self._counts[0]), int(self._counts[1])
+        # called for every archive member and small gzip file: the lock is taken as in
+        # _locked, without the context manager's cost
+        lock = self._lock
+        held = lock.acquire(timeout=LOCK_TIMEOUT)
+        try:
+            counts = self._counts
+            counts[0] += nbytes
+            counts[1] += entries
+            return counts[0], counts[1]
+        finally:
+            if held:
+                lock.release()
 
     def totals(self) -> tuple[int, int]:
         with self._locked():
@@ -120,7 +129,7 @@ class ImageUsage:
     def _locked(self) -> Iterator[None]:
         """The lock, unless a worker killed while holding it (out of memory) keeps it:
         then the counts are updated without it (at worst a count is lost), never hung."""
-        lock = self._shared.get_lock()
+        lock = self._lock
         held = lock.acquire(timeout=LOCK_TIMEOUT)
         try:
             yield
