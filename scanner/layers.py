@@ -490,6 +490,11 @@ class MemberReader(io.RawIOBase):
         self._what = what
         self._path = path
 
+    def left(self) -> int:
+        """The bytes still to read (the member's size from its header, exactly: a member
+        ending early raises instead)."""
+        return self._left
+
     def readable(self) -> bool:
         return True
 
@@ -564,6 +569,10 @@ class SparseReader(io.RawIOBase):
         self._segments = segments
         self._segment = 0
         self._offset = 0  # into the current segment
+
+    def left(self) -> int:
+        """The bytes still to read: the runs and (shortened) holes not read yet."""
+        return sum(n for _, n in self._segments[self._segment :]) - self._offset
 
     @staticmethod
     def holes(member: TarMember) -> int:

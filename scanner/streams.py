@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Protocol, runtime_checkable
 
 CHUNK = 1 << 20
 
@@ -33,3 +33,16 @@ def read_buffer(stream: IO[bytes], size: int) -> bytearray:
             break
         buf += chunk
     return buf
+
+
+@runtime_checkable
+class KnowsLeft(Protocol):
+    """A stream that knows exactly how many bytes it will still yield (a layer's member,
+    or the head-and-rest wrapper of the archive walk over one)."""
+
+    def left(self) -> int | None: ...
+
+
+def known_left(stream: object) -> int | None:
+    """The bytes ``stream`` will still yield, when it knows; else None (read to find out)."""
+    return stream.left() if isinstance(stream, KnowsLeft) else None

@@ -82,7 +82,7 @@ from scanner.findings import Category, Finding, Severity
 from scanner.layers import EntryKind, FileInfo
 from scanner.secrets.engine import STREAM_WINDOW, KeywordPrefilter, SecretEngine, SecretMatch
 from scanner.signatures import Rule, SignatureSet
-from scanner.streams import ByteData, read_buffer
+from scanner.streams import ByteData, known_left, read_buffer
 
 ARCHIVE_RULE_ID = "archive-not-fully-scanned"
 ARCHIVE_RULE_TITLE = "Archive not fully scanned"
@@ -476,6 +476,9 @@ class ContentSecretsAnalyzer(FileAnalyzer):
         head, stream = read_head(stream, BINARY_SNIFF)
         # the glued-token pass is for binaries not shipped by a distribution or package
         if b"\x00" not in head or provenance_noise(path) is not None:
+            return engine.scan_stream(stream)
+        if (left := known_left(stream)) is not None and left > GLUED_LIMIT:
+            # known to be too large for the glued-token pass: not read whole to find out
             return engine.scan_stream(stream)
         data = read_buffer(stream, GLUED_LIMIT + 1)  # the stream still starts with head
         if len(data) > GLUED_LIMIT:

@@ -6,7 +6,7 @@ import io
 from typing import IO, BinaryIO, Protocol, cast
 
 from scanner.layers import READ_SIZE
-from scanner.streams import read_up_to
+from scanner.streams import known_left, read_up_to
 
 HEAD_SIZE = 8192  # enough to sniff archives (512) and binaries (8 KB)
 
@@ -52,6 +52,11 @@ class Prefixed(_RawReader):
             return b""
         return self._stream.read(size)
 
+    def left(self) -> int | None:
+        """The bytes still to read, when the stream after the head knows its own."""
+        rest = 0 if self._eof else known_left(self._stream)
+        return None if rest is None else len(self.head) - self._pos + rest
+
     def read(self, size: int | None = -1) -> bytes:
         pos, head = self._pos, self.head
         if size is None or size < 0:
@@ -61,7 +66,8 @@ class Prefixed(_RawReader):
             data = head[pos : pos + size] if pos or size < len(head) else head
             self._pos = pos + len(data)
             if len(data) < size:
-                data += self._rest(size - len(data))
+                # not +=: data may be the head itself, a bytearray that must not grow
+                data = data + self._rest(size - len(data))
             return data
         return self._rest(size)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import zipfile
+from typing import BinaryIO
 
 import pytest
 
@@ -310,3 +311,57 @@ def test_the_literal_guards_of_the_provenance_patterns_never_change_a_verdict() 
         hits["noise"] += raw_noise
         hits["package"] += raw_package
     assert hits["noise"] > 200 and hits["package"] > 2000
+
+
+def test_a_binary_known_too_large_for_the_glued_pass_is_not_read_whole_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A layer member knows its size (MemberReader.left): one larger than GLUED_LIMIT is
+    # scanned as a stream at once, instead of being read up to the limit to find out.
+    # Same findings as reading first; only the buffered read goes away.
+    from scanner.analyzers import content_secrets
+    from scanner.image import Layer
+    from scanner.layer_scan import scan_layer
+    from tests.test_hostile_layers import Bytes
+    from tests.test_layers import make_tar, sha
+
+    monkeypatch.setattr(content_secrets, "WHOLE_FILE_LIMIT", 16 << 10)
+    monkeypatch.setattr(content_secrets, "GLUED_LIMIT", 64 << 10)
+    glued = b"\x00\x07" + GHP.encode() + b"\x00"
+    text = b"\nGITHUB_TOKEN=" + fs.github_pat("big-binary").encode() + b"\n"
+    filler = b"\x00\x01\x02ELF\x00" * 4000
+    tar = make_tar(
+        [
+            ("app", None, 0o755),
+            ("app/big", filler * 8 + glued + text + filler, 0o755),  # over GLUED_LIMIT
+            ("app/mid", filler + glued + text, 0o755),  # between the two limits
+            ("app/edge", (filler * 3)[: (64 << 10) - len(glued)] + glued, 0o755),  # at it
+        ]
+    )
+    layer = Layer(0, sha(tar), sha(tar), "", len(tar), Bytes(tar))
+
+    def scan(shortcut: bool) -> tuple[list[tuple[str, str, int | None, str]], int]:
+        reads: list[int] = []
+        read_buffer = content_secrets.read_buffer
+
+        def counted(stream: BinaryIO, size: int) -> bytearray:
+            reads.append(size)
+            return read_buffer(stream, size)
+
+        monkeypatch.setattr(content_secrets, "read_buffer", counted)
+        if not shortcut:
+            monkeypatch.setattr(content_secrets, "known_left", lambda stream: None)
+        result = scan_layer(layer, DETECTION)
+        monkeypatch.undo()
+        monkeypatch.setattr(content_secrets, "WHOLE_FILE_LIMIT", 16 << 10)
+        monkeypatch.setattr(content_secrets, "GLUED_LIMIT", 64 << 10)
+        assert result.error is None
+        found = sorted(
+            (f.location.path or "", f.rule_id, f.location.line, f.match) for f in result.findings
+        )
+        return found, len(reads)
+
+    (with_shortcut, reads_with), (without, reads_without) = scan(True), scan(False)
+    assert with_shortcut == without
+    assert {path for path, *_ in with_shortcut} == {"app/big", "app/mid", "app/edge"}
+    assert (reads_with, reads_without) == (2, 3)  # app/big is no longer read whole
