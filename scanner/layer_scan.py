@@ -24,6 +24,7 @@ from scanner.errors import DigestMismatch, LayerError, RegistryError, SourceErro
 from scanner.findings import Finding
 from scanner.image import Layer
 from scanner.layers import EntryKind, FileInfo, LayerIndex, LayerReader
+from scanner.memory import return_large_buffers
 from scanner.results import LayerResult
 from scanner.streams import read_up_to
 
@@ -43,6 +44,7 @@ def scan_layer(
     deadline: Deadline = NO_DEADLINE,
 ) -> LayerResult:
     """Walk one layer blob; ``deadline`` is the run's (checked per read and per entry)."""
+    return_large_buffers()  # once per process: a large file's buffer is not kept after it
     if analyzers is None:
         analyzers = [cls(detection) for cls in FILE_ANALYZERS]
     budget = ArchiveBudget(detection.archive_limits, detection.archive_usage)
