@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -29,8 +30,11 @@ print(rss() - base)
 
 
 def _kept(mode: str) -> str:
+    # glibc's MALLOC_* variables (Dask sets MALLOC_TRIM_THRESHOLD_ for its workers, and
+    # any explicit setting ends the threshold's adjustment) would decide for the child
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     return subprocess.run(
-        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True, env=env
     ).stdout.strip()
 
 
