@@ -117,10 +117,12 @@ def _text(field: bytes) -> str:
 
 def _number(field: bytes) -> int:
     """A numeric field: octal text, or base-256 (GNU) when the high bit is set."""
+    # The usual field ("0000644\0", "00000001750 ", a checksum's "012345\0 "): the text
+    # before the first NUL. When int() takes it, it is ASCII digits within whitespace int()
+    # skips, so it reads as below would read it; anything else goes below.
+    end = field.find(0)
     try:
-        # The usual field ("0000644\0", "00000001750 "): when int() takes it as it is,
-        # it holds no NUL and no non-ASCII byte, so it reads as below would read it.
-        return int(field.rstrip(b"\0") or b"0", 8)
+        return int((field if end < 0 else field[:end]) or b"0", 8)
     except ValueError:
         return _number_exact(field)
 
