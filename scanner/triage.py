@@ -24,7 +24,6 @@ from scanner.ignore import apply as apply_ignores
 from scanner.ignore import default_files as default_ignore_files
 from scanner.ignore import load as load_ignores
 from scanner.results import Report
-from scanner.verify import verify_report
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,8 @@ class Triage:
         if self.baseline is not None:
             apply_baseline(report, self.baseline)
         if self.verify:
+            from scanner.verify import verify_report  # its providers: only for --verify
+
             verify_report(report, keep_secrets=reveal)
         report.reveal = reveal
         report.show_suppressed = self.show_suppressed

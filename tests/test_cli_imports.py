@@ -26,6 +26,7 @@ NEVER_FOR_LOCAL = (
     "jsonschema",
     "docker",
     "redis",
+    "scanner.verify",  # the verifiers: only for --verify
 )
 # Also not loaded by importing scanner.cli or by --version: the layer scanner (the
 # analyzers and the secret engine, and detect-secrets, which imports requests).

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-import scanner.triage as triage_module
 from scanner.baseline import BASELINE_REASON
 from scanner.errors import LayerleakError
 from scanner.results import Report
@@ -52,7 +51,7 @@ def verified(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         )
         return Counter()
 
-    monkeypatch.setattr(triage_module, "verify_report", fake)
+    monkeypatch.setattr("scanner.verify.verify_report", fake)  # imported by apply()
     return calls
 
 
