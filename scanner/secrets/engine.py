@@ -487,8 +487,9 @@ def _line_regions(buf: ByteData, ends: list[int], klen: int) -> list[tuple[int, 
 
 
 def _lines_end_in_reach(buf: ByteData, ends: list[int]) -> bool:
-    """Whether every line region :func:`_line_regions` makes for these hits (sorted end
-    offsets) ends where its line or ``buf`` ends, none cut at :data:`LINE_REACH`."""
+    """True only if every line region :func:`_line_regions` makes for these hits (sorted
+    end offsets) ends where its line or ``buf`` ends, none cut at :data:`LINE_REACH`. A
+    cautious answer: False also where a cut region would be merged into one that is not."""
     n = len(buf)
     i, count = 0, len(ends)
     while i < count:
